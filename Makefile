@@ -1,0 +1,37 @@
+# The two commands: `make run` and `make test`. Everything else is what they are made of.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint typecheck unit integration services schemas clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+services:
+	scripts/ensure-services.sh rabbitmq postgres
+
+run: $(STAMP)
+	scripts/ensure-services.sh rabbitmq
+	scripts/run.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: $(STAMP) services lint typecheck
+	$(BIN)/pytest -q -p no:cacheprovider
+
+schemas: $(STAMP)
+	$(BIN)/gateway export-schemas
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,254 @@
+"""The gateway's HTTP API: intake from Si Lacak Perak, health, metrics and the OpenAPI document.
+
+Each route is declared once in ``ROUTES`` with what it accepts and answers; the
+router and ``/openapi.json`` are both built from that table.
+"""
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from pydantic import BaseModel
+
+from contracts.case import CaseAccepted
+from contracts.problem import PROBLEM_MEDIA_TYPE, Problem
+from contracts.si_lacak_perak import LaporanSiLacakPerak
+from gateway import signing
+from gateway.adapters.openapi import openapi_document
+from gateway.adapters.problems import problem_response
+from gateway.adapters.request_body import BodyRefused, parse_json, read_json_bytes
+from gateway.errors import InvalidReport, NotReady, SignatureInvalid, StoreUnavailable
+from gateway.intake import IntakeService
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Check = Callable[[], Awaitable[None]]
+
+
+class HttpContext:
+    """What the handlers need. Built with the app; the services are bound at startup."""
+
+    def __init__(
+        self,
+        *,
+        max_body_bytes: int,
+        registry: CollectorRegistry,
+        clock: Callable[[], datetime],
+        notes: Mapping[str, str] | None = None,
+    ) -> None:
+        self.max_body_bytes = max_body_bytes
+        self.registry = registry
+        self.clock = clock
+        self.notes = dict(notes or {})
+        self.inbound_secrets: tuple[str, ...] = ()
+        self.readiness_checks: Mapping[str, Check] = {}
+        self._intake: IntakeService | None = None
+        self.intake_outcomes = Counter(
+            "gateway_intake_total",
+            "Reports received, by outcome.",
+            ["source", "outcome"],
+            registry=registry,
+        )
+
+    def bind(
+        self,
+        *,
+        intake: IntakeService,
+        inbound_secrets: tuple[str, ...],
+        readiness_checks: Mapping[str, Check],
+    ) -> None:
+        self._intake = intake
+        self.inbound_secrets = inbound_secrets
+        self.readiness_checks = readiness_checks
+
+    @property
+    def intake(self) -> IntakeService:
+        if self._intake is None:
+            raise NotReady("the gateway is still starting")
+        return self._intake
+
+
+CONTEXT = web.AppKey("http_context", HttpContext)
+OPENAPI = web.AppKey("openapi", dict[str, Any])
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    description: str
+    model: type[BaseModel] | None = None
+    media_type: str = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    operation_id: str
+    summary: str
+    security: str | None = None
+    request: type[BaseModel] | None = None
+    answers: Mapping[int, Answer] = field(default_factory=dict)
+
+
+def _problem(description: str) -> Answer:
+    return Answer(description, Problem, PROBLEM_MEDIA_TYPE)
+
+
+def _refusal(ctx: HttpContext, status: int, slug: str, detail: str, **kwargs: Any) -> web.Response:
+    ctx.intake_outcomes.labels("si-lacak-perak", slug).inc()
+    return problem_response(status, slug=slug, detail=detail, **kwargs)
+
+
+async def post_si_lacak_perak(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    raw = b""
+    try:
+        raw = await read_json_bytes(request, ctx.max_body_bytes)
+        msg_id, _ = signing.verify(ctx.inbound_secrets, request.headers, raw, ctx.clock())
+        report = parse_json(raw)
+    except BodyRefused as refused:
+        await ctx.intake.refuse(
+            refused.raw,
+            reason=refused.slug,
+            errors=refused.errors,
+            content_type=request.content_type,
+        )
+        errors = list(refused.errors) or None
+        return _refusal(ctx, refused.status, refused.slug, refused.detail, errors=errors)
+    except SignatureInvalid as exc:
+        await ctx.intake.refuse(raw, reason="signature_invalid", content_type=request.content_type)
+        return _refusal(ctx, 401, "signature-invalid", str(exc))
+    structlog.contextvars.bind_contextvars(webhook_id=msg_id)
+    try:
+        result = await ctx.intake.receive_si_lacak_perak(raw, report)
+    except InvalidReport as exc:
+        log.info("report_refused", fields=[e.pointer for e in exc.errors])
+        return _refusal(
+            ctx, 422, "invalid-report", "The report has invalid fields.", errors=exc.errors
+        )
+    except StoreUnavailable:
+        log.error("store_unavailable")
+        return _refusal(
+            ctx,
+            503,
+            "store-unavailable",
+            "The report could not be stored durably; send it again.",
+            headers={"Retry-After": "5"},
+        )
+    structlog.contextvars.bind_contextvars(case_id=result.case_id)
+    outcome = "duplicate" if result.duplicate else "accepted"
+    ctx.intake_outcomes.labels("si-lacak-perak", outcome).inc()
+    log.info("report_" + outcome, needs_other_agencies=result.needs_other_agencies)
+    body = CaseAccepted(
+        case_id=result.case_id,
+        duplicate=result.duplicate,
+        received_at=result.received_at,
+        needs_other_agencies=result.needs_other_agencies,
+        c112_deadline_at=result.c112_deadline_at,
+    )
+    return web.json_response(
+        body.model_dump(mode="json", exclude_none=True),
+        status=202,
+        headers={"Location": f"/v1/cases/{result.case_id}"},
+    )
+
+
+async def get_healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "up"})
+
+
+async def get_readyz(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    checks: dict[str, str] = {}
+    for name, check in ctx.readiness_checks.items():
+        try:
+            await check()
+        except Exception as exc:  # noqa: BLE001 - any failure of a dependency means not ready
+            checks[name] = f"down: {type(exc).__name__}"
+        else:
+            checks[name] = "up"
+    ready = bool(checks) and all(v == "up" for v in checks.values())
+    body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks}
+    if ctx.notes:
+        body["notes"] = dict(ctx.notes)
+    return web.json_response(body, status=200 if ready else 503)
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    response = web.Response(body=generate_latest(ctx.registry))
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI])
+
+
+ROUTES: Sequence[Route] = (
+    Route(
+        "POST",
+        "/v1/reports/si-lacak-perak",
+        post_si_lacak_perak,
+        "postLaporanSiLacakPerak",
+        "Accept a report from Si Lacak Perak (Standard Webhooks signed).",
+        security="inboundWebhook",
+        request=LaporanSiLacakPerak,
+        answers={
+            202: Answer(
+                "Accepted and stored durably; the same id_laporan answers the same case.",
+                CaseAccepted,
+            ),
+            400: _problem("The body is not UTF-8 JSON."),
+            401: _problem("Missing, bad or stale signature."),
+            413: _problem("The body is too large."),
+            415: _problem("The body is not application/json."),
+            422: _problem("The report has invalid fields; each is named by its JSON pointer."),
+            503: _problem("The store could not make the report durable; retry after Retry-After."),
+        },
+    ),
+    Route(
+        "GET",
+        "/healthz",
+        get_healthz,
+        "getHealth",
+        "The process is up.",
+        answers={200: Answer("Up.")},
+    ),
+    Route(
+        "GET",
+        "/readyz",
+        get_readyz,
+        "getReadiness",
+        "The broker and the store are reachable.",
+        answers={200: Answer("Ready."), 503: Answer("A dependency is down.")},
+    ),
+    Route(
+        "GET",
+        "/metrics",
+        get_metrics,
+        "getMetrics",
+        "Prometheus metrics (text exposition format).",
+        answers={200: Answer("Metrics.", media_type="text/plain")},
+    ),
+    Route(
+        "GET",
+        "/openapi.json",
+        get_openapi,
+        "getOpenApi",
+        "This document.",
+        answers={200: Answer("OpenAPI 3.1 document.")},
+    ),
+)
+
+
+def add_routes(app: web.Application) -> None:
+    app[OPENAPI] = openapi_document(ROUTES)
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler, name=route.operation_id)

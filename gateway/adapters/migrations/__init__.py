@@ -1,0 +1,1 @@
+"""Numbered SQL migrations of the store, applied in order by ``store_sqlite``."""

@@ -1,0 +1,84 @@
+"""OpenAPI 3.1 document generated from the route table and the pydantic contracts."""
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from gateway import __version__
+
+if TYPE_CHECKING:
+    from gateway.adapters.http_api import Route
+
+REF_TEMPLATE = "#/components/schemas/{model}"
+
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "inboundWebhook": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "webhook-signature",
+        "description": (
+            "Standard Webhooks signature: v1,<base64 HMAC-SHA256 of "
+            "'<webhook-id>.<webhook-timestamp>.<body>'> with the whsec_ secret shared "
+            "with the sender; webhook-id and webhook-timestamp headers are required too."
+        ),
+    },
+    "opsToken": {"type": "http", "scheme": "bearer"},
+}
+
+
+def _models(routes: Sequence["Route"]) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
+    seen: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {}
+    for route in routes:
+        if route.request is not None:
+            seen[(route.request, "validation")] = None
+        for answer in route.answers.values():
+            if answer.model is not None:
+                seen[(answer.model, "serialization")] = None
+    return list(seen)
+
+
+def _operation(route: "Route", refs: Mapping[tuple[Any, JsonSchemaMode], Any]) -> dict[str, Any]:
+    operation: dict[str, Any] = {"operationId": route.operation_id, "summary": route.summary}
+    if route.request is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": refs[(route.request, "validation")]}},
+        }
+    responses: dict[str, Any] = {}
+    for status, answer in sorted(route.answers.items()):
+        item: dict[str, Any] = {"description": answer.description}
+        schema = refs[(answer.model, "serialization")] if answer.model else {}
+        if answer.media_type == "text/plain":
+            schema = {"type": "string"}
+        item["content"] = {answer.media_type: {"schema": schema}}
+        responses[str(status)] = item
+    operation["responses"] = responses
+    operation["security"] = [{route.security: []}] if route.security else []
+    return operation
+
+
+def openapi_document(routes: Sequence["Route"]) -> dict[str, Any]:
+    refs, definitions = models_json_schema(_models(routes), ref_template=REF_TEMPLATE)
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, refs)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Tangerang KDRT emergency gateway",
+            "version": __version__,
+            "description": (
+                "Bridges Si Lacak Perak reports to UPTD PPA, Tangerang Siaga 112 and "
+                "partner agencies (SOP 357/2025)."
+            ),
+            "license": {"name": "MIT", "identifier": "MIT"},
+        },
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "paths": paths,
+        "components": {
+            "schemas": definitions.get("$defs", {}),
+            "securitySchemes": SECURITY_SCHEMES,
+        },
+    }

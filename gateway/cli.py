@@ -1,0 +1,124 @@
+"""The ``gateway`` command."""
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import secrets
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gateway import signing
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gateway.bootstrap import serve
+    from gateway.settings import Settings
+
+    settings = Settings()
+    asyncio.run(serve(settings))
+    return 0
+
+
+def _simulate_112(args: argparse.Namespace) -> int:
+    from gateway.adapters.simulator_112 import run_simulator
+
+    print(f"112 simulator listening on http://{args.host}:{args.port}/v1/messages", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_simulator(args.host, args.port, args.secret))
+    return 0
+
+
+def _new_secret(args: argparse.Namespace) -> int:
+    def make() -> str:
+        return signing.SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+    if args.env:
+        print(f"DEV_INBOUND_SECRET={make()}")
+        print(f"DEV_C112_SECRET={make()}")
+        print(f"GATEWAY_OPS_TOKEN={secrets.token_urlsafe(24)}")
+    else:
+        print(make())
+    return 0
+
+
+def _send_report(args: argparse.Namespace) -> int:
+    """Sign a report file as Si Lacak Perak would, POST it, print the answer."""
+    from gateway.settings import Settings
+
+    settings = Settings()
+    secret = args.secret or (
+        settings.inbound_secret.get_secret_value() if settings.inbound_secret else None
+    )
+    if not secret:
+        print("no secret: pass --secret or set GATEWAY_INBOUND_SECRET", file=sys.stderr)
+        return 2
+    body = Path(args.file).read_bytes()
+    url = args.url or f"http://127.0.0.1:{settings.http_port}/v1/reports/si-lacak-perak"
+    headers = signing.webhook_headers(
+        signing.split_secrets(secret)[:1], str(uuid.uuid4()), body, datetime.now(UTC)
+    )
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - the URL is the operator's
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            print(response.status, response.read().decode())
+            return 0
+    except urllib.error.HTTPError as exc:
+        print(exc.code, exc.read().decode())
+        return 1
+
+
+def _export_schemas(args: argparse.Namespace) -> int:
+    from contracts.export import write_schemas
+
+    for path in write_schemas(Path(args.out)):
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gateway",
+        description="Tangerang KDRT emergency gateway (SOP 357/2025). "
+        "Settings come from GATEWAY_* variables.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gateway (HTTP API, relay, delivery workers)")
+    serve.set_defaults(func=_serve)
+
+    sim = commands.add_parser("simulate-112", help="run the 112 command-center simulator")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8112)
+    sim.add_argument("--secret", required=True, help="whsec_ secret the gateway signs with")
+    sim.set_defaults(func=_simulate_112)
+
+    new_secret = commands.add_parser("new-secret", help="print a new whsec_ secret")
+    new_secret.add_argument("--env", action="store_true", help="print a development env file")
+    new_secret.set_defaults(func=_new_secret)
+
+    send = commands.add_parser("send-report", help="sign and POST a Si Lacak Perak report file")
+    send.add_argument("file")
+    send.add_argument("--url", help="default: this gateway's intake endpoint")
+    send.add_argument("--secret", help="default: GATEWAY_INBOUND_SECRET")
+    send.set_defaults(func=_send_report)
+
+    export = commands.add_parser("export-schemas", help="write the contracts' JSON Schemas")
+    export.add_argument("--out", default="contracts/schemas")
+    export.set_defaults(func=_export_schemas)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reference tables shipped with the gateway (Kemendagri area codes of Kota Tangerang)."""

@@ -1,0 +1,80 @@
+"""The intake service: a source report in, a durable case and its outbox rows out.
+
+It talks to the world only through the ``Store`` port and a wake-up callback for
+the outbox relay; everything it decides comes from the pure domain modules.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from contracts.envelope import DistributionStatus
+from contracts.problem import FieldError
+from gateway import routing, si_lacak_perak, wilayah
+from gateway.errors import InvalidReport
+from gateway.model import AcceptedReport, IntakeResult, QuarantinedInput
+from gateway.ports import Store
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeService:
+    store: Store
+    clock: Callable[[], datetime]
+    new_case_id: Callable[[], str]
+    new_distribution_id: Callable[[], str]
+    on_committed: Callable[[], None]
+    sender_id: str
+    status: DistributionStatus
+
+    async def receive_si_lacak_perak(self, raw: bytes, report: object) -> IntakeResult:
+        """Normalise, route and store one report. Raises ``InvalidReport`` after quarantining it."""
+        received_at = self.clock()
+        try:
+            case = si_lacak_perak.normalise_report(
+                report, case_id=self.new_case_id(), received_at=received_at
+            )
+        except InvalidReport as exc:
+            await self.refuse(raw, reason="invalid_report", errors=exc.errors, at=received_at)
+            raise
+        plan = routing.plan_intake(
+            case,
+            kecamatan_slug=wilayah.kecamatan_slug(case.location.kecamatan.code),
+            now=received_at,
+            new_id=self.new_distribution_id,
+            sender_id=self.sender_id,
+            status=self.status,
+        )
+        result = await self.store.accept_report(
+            AcceptedReport(
+                source_system=si_lacak_perak.SOURCE_SYSTEM,
+                source_reference=case.source.reference,
+                raw=raw,
+                case=case,
+                outgoing=plan.outgoing,
+                c112_deadline_at=plan.c112_deadline_at,
+            )
+        )
+        if not result.duplicate:
+            self.on_committed()
+        return result
+
+    async def refuse(
+        self,
+        raw: bytes,
+        *,
+        reason: str,
+        errors: list[FieldError] | tuple[FieldError, ...] = (),
+        content_type: str | None = None,
+        at: datetime | None = None,
+    ) -> str:
+        """Keep refused input in quarantine; answers its id."""
+        return await self.store.quarantine(
+            QuarantinedInput(
+                received_at=at or self.clock(),
+                source=si_lacak_perak.SOURCE_SYSTEM,
+                reason=reason,
+                raw=raw,
+                content_type=content_type,
+                errors=tuple(errors),
+            )
+        )

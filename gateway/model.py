@@ -1,0 +1,102 @@
+"""Plain domain records passed between the domain, the store and the queue layer."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from contracts.case import Case
+from contracts.problem import FieldError
+
+
+class Destination(StrEnum):
+    """Where an outbound message goes in the broker."""
+
+    EVENTS = "events"  # the topic exchange; routing key <entity>.<event>.<kecamatan>.<risk>
+    DELIVER = "deliver"  # one recipient's delivery queue; routing key = recipient id
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """A message the domain decided to send. ``body`` is the envelope exactly as signed."""
+
+    destination: Destination
+    routing_key: str
+    message_id: str
+    case_id: str
+    sequence: int
+    body: bytes
+    deadline_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedReport:
+    """A valid source report, normalised, with what it makes the gateway send."""
+
+    source_system: str
+    source_reference: str
+    raw: bytes
+    case: Case
+    outgoing: tuple[OutboundMessage, ...]
+    c112_deadline_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    case_id: str
+    duplicate: bool
+    received_at: datetime
+    needs_other_agencies: bool
+    c112_deadline_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedInput:
+    """Refused input kept for audit. ``errors`` name fields, never their values."""
+
+    received_at: datetime
+    source: str
+    reason: str
+    raw: bytes
+    content_type: str | None = None
+    errors: tuple[FieldError, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    message: OutboundMessage
+
+
+class AttemptOutcome(StrEnum):
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    PARKED = "parked"
+    GONE = "gone"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    """One row of the delivery log: S0 only."""
+
+    distribution_id: str
+    case_id: str
+    recipient: str
+    attempt: int
+    at: datetime
+    outcome: AttemptOutcome
+    latency_ms: float | None = None
+    status_code: int | None = None
+    error_class: str | None = None
+    next_try_at: datetime | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PushResponse:
+    """What a recipient answered to one POST."""
+
+    status: int
+    latency_s: float
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body_head: str = ""

@@ -1,0 +1,64 @@
+"""The ports the domain and the service layer talk through; adapters implement them."""
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from contracts.case import Case
+from gateway.model import (
+    AcceptedReport,
+    DeliveryAttempt,
+    IntakeResult,
+    OutboxRow,
+    PushResponse,
+    QuarantinedInput,
+)
+
+
+class Store(Protocol):
+    """Durable state: cases, raw reports, the outbox, quarantine and the delivery log."""
+
+    async def accept_report(self, report: AcceptedReport) -> IntakeResult:
+        """Write the raw report, the case and its outbox rows in one transaction.
+
+        When the source reference was accepted before, write nothing and answer the
+        earlier case with ``duplicate=True``. Raises ``StoreUnavailable`` when the
+        write could not be made durable.
+        """
+        ...
+
+    async def quarantine(self, item: QuarantinedInput) -> str:
+        """Keep refused input; answers the quarantine id."""
+        ...
+
+    async def pending_outbox(self, limit: int) -> list[OutboxRow]:
+        """Unpublished outbox rows, oldest first."""
+        ...
+
+    async def mark_published(self, ids: Sequence[int], at: datetime) -> None: ...
+
+    async def record_attempt(self, attempt: DeliveryAttempt) -> None:
+        """Append one row to the delivery log."""
+        ...
+
+    async def get_case(self, case_id: str) -> Case | None: ...
+
+    async def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless the store answers."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Pusher(Protocol):
+    """One signed HTTP POST to a recipient.
+
+    Answers whatever status the recipient gave; raises ``TransientDeliveryError`` for
+    timeouts and connection errors. Deciding what a status means is not its job.
+    """
+
+    async def push(self, url: str, body: bytes, headers: Mapping[str, str]) -> PushResponse: ...
+
+
+class Clock(Protocol):
+    def __call__(self) -> datetime: ...

@@ -1,0 +1,101 @@
+"""The broker connection: one robust connection and its publisher-confirm channel.
+
+Before ``connect()`` and after ``close()`` the connection is in a disconnected state
+that raises ``NotConnected`` on use, so callers never check for ``None``.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aio_pika
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+
+from gateway.queue.topology import Topology, declare
+
+
+class NotConnected(RuntimeError):
+    """The broker connection was used before ``connect()`` or after ``close()``."""
+
+
+class _Disconnected:
+    def __init__(self, why: str) -> None:
+        self._why = why
+
+    @property
+    def connection(self) -> AbstractRobustConnection:
+        raise NotConnected(self._why)
+
+    @property
+    def publish_channel(self) -> AbstractRobustChannel:
+        raise NotConnected(self._why)
+
+
+@dataclass(frozen=True, slots=True)
+class _Connected:
+    connection: AbstractRobustConnection
+    publish_channel: AbstractRobustChannel
+
+
+class AmqpConnection:
+    """``connect_robust`` reconnects by itself after the broker restarts; channels and
+    consumers opened through it are restored too."""
+
+    def __init__(self, url: str, *, name: str = "gateway", timeout_s: float = 10.0) -> None:
+        self._url = url
+        self._name = name
+        self._timeout_s = timeout_s
+        self._state: _Disconnected | _Connected = _Disconnected(
+            "the AMQP connection is not open yet: call connect() first"
+        )
+
+    @property
+    def is_connected(self) -> bool:
+        return isinstance(self._state, _Connected)
+
+    @property
+    def connection(self) -> AbstractRobustConnection:
+        return self._state.connection
+
+    @property
+    def publish_channel(self) -> AbstractRobustChannel:
+        """The channel with publisher confirms on; unroutable mandatory messages raise."""
+        return self._state.publish_channel
+
+    async def connect(self) -> None:
+        if self.is_connected:
+            return
+        connection = await aio_pika.connect_robust(
+            self._url,
+            timeout=self._timeout_s,
+            client_properties={"connection_name": self._name},
+        )
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._state = _Connected(connection, channel)
+
+    async def consumer_channel(self, prefetch: int) -> AbstractRobustChannel:
+        """A new channel for one consumer, with at most ``prefetch`` unacked deliveries."""
+        channel = await self.connection.channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=prefetch)
+        return channel
+
+    async def declare(self, topology: Topology) -> None:
+        """Declare the topology on a short-lived channel of its own."""
+        async with self.connection.channel(publisher_confirms=False) as channel:
+            await declare(channel, topology)
+
+    async def close(self) -> None:
+        state = self._state
+        self._state = _Disconnected("the AMQP connection is closed")
+        if isinstance(state, _Connected):
+            await state.connection.close()
+
+
+@asynccontextmanager
+async def connected(connection: AmqpConnection) -> AsyncIterator[AmqpConnection]:
+    """Open for the duration of the block (suits aiohttp's ``cleanup_ctx``)."""
+    await connection.connect()
+    try:
+        yield connection
+    finally:
+        await connection.close()

@@ -1,0 +1,443 @@
+"""Delivers one recipient's queue: sign, POST, classify, then ack, retry later or park.
+
+Per message: a few quick in-process attempts (seconds apart; a short ``Retry-After``
+is honoured), each one a row in the delivery log. Then, by verdict:
+
+- delivered → ack;
+- retry → a copy goes to the retry ladder (``{ns}.retry``, key ``retry.<D>s.<R>``,
+  ``x-attempt`` + 1), which dead-letters it back to this queue after D s; ack once
+  the broker confirmed the copy;
+- park / gone → a copy with the reason goes to the parking queue; ack. A 410 also
+  stops consuming: the queue keeps filling, nothing is lost.
+
+A handler crash (a bug, a poison message) nacks with requeue; the queue's delivery
+limit then dead-letters the message to the parking queue. Messages of one case are
+pushed one at a time, in the order they arrived.
+"""
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import aiormq
+import structlog
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base, wait_random_exponential
+
+from gateway.delivery_policy import (
+    Delivered,
+    Gone,
+    Park,
+    Retry,
+    Verdict,
+    choose_retry_queue,
+    classify,
+    next_delay,
+)
+from gateway.errors import DeliveryError, StoreUnavailable
+from gateway.model import AttemptOutcome, DeliveryAttempt
+from gateway.ports import Clock, Pusher, Store
+from gateway.queue.connection import AmqpConnection
+from gateway.queue.publisher import (
+    ATTEMPT,
+    CASE_ID,
+    DEADLINE_AT,
+    Publisher,
+    persistent_message,
+)
+from gateway.queue.topology import Topology
+from gateway.signing import webhook_headers
+
+log = structlog.get_logger()
+
+TRIES = "x-tries"
+RECIPIENT = "x-recipient"
+PARK_REASON = "x-park-reason"
+ERROR_CLASS = "x-error-class"
+_BROKER_BOOKKEEPING = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientEndpoint:
+    recipient_id: str
+    url: str
+    secrets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QuickRetry:
+    """In-process attempts before a message goes to the retry ladder."""
+
+    attempts: int = 3
+    wait_s: float = 0.5
+    max_wait_s: float = 4.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Delivery:
+    message_id: str
+    body: bytes
+    case_id: str
+    deadline_at: datetime | None
+    attempt: int
+    tries: int
+    headers: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, message: AbstractIncomingMessage) -> "_Delivery":
+        if not message.message_id:
+            raise ValueError("message without message_id")
+        headers = {
+            k: v for k, v in message.headers.items() if not k.startswith(_BROKER_BOOKKEEPING)
+        }
+        deadline = headers.get(DEADLINE_AT)
+        return cls(
+            message_id=message.message_id,
+            body=message.body,
+            case_id=_text(headers.get(CASE_ID, "")),
+            deadline_at=None if deadline is None else datetime.fromisoformat(_text(deadline)),
+            attempt=int(cast(int, headers.get(ATTEMPT, 1))),
+            tries=int(cast(int, headers.get(TRIES, 0))),
+            headers=headers,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Try:
+    number: int
+    at: datetime
+    verdict: Verdict
+    latency_ms: float
+    status_code: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Consumer:
+    channel: AbstractRobustChannel
+    queue: AbstractQueue
+    tag: str | None
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        connection: AmqpConnection,
+        publisher: Publisher,
+        topology: Topology,
+        endpoint: RecipientEndpoint,
+        pusher: Pusher,
+        store: Store,
+        *,
+        clock: Clock,
+        prefetch: int,
+        quick_retry: QuickRetry = QuickRetry(),
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        if endpoint.recipient_id not in topology.recipients:
+            raise ValueError(f"no delivery queue for recipient {endpoint.recipient_id!r}")
+        self._connection = connection
+        self._publisher = publisher
+        self._topology = topology
+        self._endpoint = endpoint
+        self._pusher = pusher
+        self._store = store
+        self._clock = clock
+        self._prefetch = prefetch
+        self._quick = quick_retry
+        self._rand = rand
+        self._consumer: _Consumer | None = None
+        self._case_locks = _KeyedLocks()
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.gone_reason: str | None = None
+
+    @property
+    def recipient(self) -> str:
+        return self._endpoint.recipient_id
+
+    @property
+    def consuming(self) -> bool:
+        return self._consumer is not None and self._consumer.tag is not None
+
+    async def start(self) -> None:
+        if self._consumer is not None:
+            return
+        channel = await self._connection.consumer_channel(self._prefetch)
+        queue = await channel.get_queue(self._topology.deliver_queue(self.recipient))
+        tag = await queue.consume(self.handle)
+        self._consumer = _Consumer(channel, queue, tag)
+        self.gone_reason = None
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop consuming, let handlers in flight finish, close the channel.
+
+        Deliveries still unacked after ``grace_s`` go back to the queue.
+        """
+        consumer, self._consumer = self._consumer, None
+        if consumer is None:
+            return
+        if consumer.tag is not None:
+            await _quietly(consumer.queue.cancel(consumer.tag))
+        try:
+            async with asyncio.timeout(grace_s):
+                await self._idle.wait()
+        except TimeoutError:
+            log.warning("delivery.stop_grace_exceeded", recipient=self.recipient)
+        await _quietly(consumer.channel.close())
+
+    async def handle(self, message: AbstractIncomingMessage) -> None:
+        """The consumer callback: settles every message it is given."""
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            delivery = _Delivery.of(message)
+            async with self._case_locks.hold(delivery.case_id):
+                await self._deliver(message, delivery)
+        except Exception as exc:  # noqa: BLE001 — a crash is settled by the delivery limit
+            # no traceback: it may quote message content, and logs carry S0 only
+            log.error(
+                "delivery.handler_failed",
+                distribution_id=message.message_id,
+                recipient=self.recipient,
+                error_class=type(exc).__name__,
+                redelivered=message.redelivered,
+            )
+            await _quietly(message.nack(requeue=True))
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def _deliver(self, message: AbstractIncomingMessage, delivery: _Delivery) -> None:
+        last = await self._push_with_quick_retries(delivery)
+        match last.verdict:
+            case Delivered():
+                await self._record(delivery, last, AttemptOutcome.DELIVERED)
+            case Retry():
+                now = self._clock()
+                delay_s = max(
+                    next_delay(
+                        delivery.attempt,
+                        now=now,
+                        deadline_at=delivery.deadline_at,
+                        ladder=self._topology.ladder,
+                        rand=self._rand,
+                    ),
+                    last.verdict.delay_hint_s or 0.0,
+                )
+                step = choose_retry_queue(delay_s, self._topology.ladder)
+                await self._send_to_retry(delivery, last, step)
+                next_try_at = now + timedelta(seconds=step)
+                await self._record(delivery, last, AttemptOutcome.RETRY, next_try_at=next_try_at)
+            case Park(reason=reason):
+                await self._send_to_parking(delivery, last, reason)
+                await self._record(delivery, last, AttemptOutcome.PARKED, reason=reason)
+            case Gone(reason=reason):
+                await self._send_to_parking(delivery, last, reason)
+                await self._record(delivery, last, AttemptOutcome.GONE, reason=reason)
+        await message.ack()
+        if isinstance(last.verdict, Gone):
+            await self._pause(last.verdict.reason)
+
+    async def _push_with_quick_retries(self, delivery: _Delivery) -> _Try:
+        numbers = iter(range(delivery.tries + 1, delivery.tries + self._quick.attempts + 1))
+
+        async def before_sleep(state: RetryCallState) -> None:
+            failed = _try_of(state)
+            wait_s = state.next_action.sleep if state.next_action else 0.0
+            next_try_at = failed.at + timedelta(seconds=wait_s)
+            await self._record(delivery, failed, AttemptOutcome.RETRY, next_try_at=next_try_at)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._quick.attempts) | _StopOnLongHint(self._quick.max_wait_s),
+            wait=_WaitAtLeastHint(
+                wait_random_exponential(multiplier=self._quick.wait_s, max=self._quick.max_wait_s)
+            ),
+            retry=retry_if_result(lambda t: isinstance(t.verdict, Retry)),
+            before_sleep=before_sleep,
+            retry_error_callback=_try_of,
+        )
+        last: _Try = await retrying(self._push_once, delivery, numbers)
+        return last
+
+    async def _push_once(self, delivery: _Delivery, numbers: Iterator[int]) -> _Try:
+        number = next(numbers)
+        at = self._clock()
+        headers = webhook_headers(self._endpoint.secrets, delivery.message_id, delivery.body, at)
+        started = time.monotonic()
+        try:
+            response = await self._pusher.push(self._endpoint.url, delivery.body, headers)
+        except DeliveryError as exc:
+            latency_ms = (time.monotonic() - started) * 1000
+            return _Try(number, at, classify(None, exc, now=self._clock()), latency_ms, None)
+        verdict = classify(response, None, now=self._clock())
+        return _Try(number, at, verdict, response.latency_s * 1000, response.status)
+
+    async def _send_to_retry(self, delivery: _Delivery, last: _Try, step: int) -> None:
+        headers = {
+            **delivery.headers,
+            ATTEMPT: delivery.attempt + 1,
+            TRIES: last.number,
+            ERROR_CLASS: _error_class(last.verdict),
+        }
+        await self._publisher.send(
+            self._topology.retry_exchange,
+            self._topology.retry_routing_key(step, self.recipient),
+            persistent_message(delivery.body, delivery.message_id, headers),
+        )
+
+    async def _send_to_parking(self, delivery: _Delivery, last: _Try, reason: str) -> None:
+        headers = {
+            **delivery.headers,
+            ATTEMPT: delivery.attempt,
+            TRIES: last.number,
+            RECIPIENT: self.recipient,
+            PARK_REASON: reason,
+            ERROR_CLASS: _error_class(last.verdict),
+        }
+        await self._publisher.send(
+            self._topology.dead_letter_exchange,
+            self.recipient,
+            persistent_message(delivery.body, delivery.message_id, headers),
+        )
+
+    async def _record(
+        self,
+        delivery: _Delivery,
+        done: _Try,
+        outcome: AttemptOutcome,
+        *,
+        next_try_at: datetime | None = None,
+        reason: str | None = None,
+    ) -> None:
+        error_class = _error_class(done.verdict)
+        log.info(
+            f"delivery.{outcome.value}",
+            distribution_id=delivery.message_id,
+            case_id=delivery.case_id,
+            recipient=self.recipient,
+            attempt=done.number,
+            status=done.status_code,
+            error_class=error_class,
+        )
+        row = DeliveryAttempt(
+            distribution_id=delivery.message_id,
+            case_id=delivery.case_id,
+            recipient=self.recipient,
+            attempt=done.number,
+            at=done.at,
+            outcome=outcome,
+            latency_ms=done.latency_ms,
+            status_code=done.status_code,
+            error_class=error_class,
+            next_try_at=next_try_at,
+            reason=reason,
+        )
+        try:
+            await self._store.record_attempt(row)
+        except StoreUnavailable:
+            # the push already happened; failing the message now would only repeat it
+            log.warning(
+                "delivery.log_write_failed",
+                distribution_id=delivery.message_id,
+                recipient=self.recipient,
+                attempt=done.number,
+            )
+
+    async def _pause(self, reason: str) -> None:
+        consumer = self._consumer
+        if consumer is None or consumer.tag is None:
+            return
+        self._consumer = replace(consumer, tag=None)
+        self.gone_reason = reason
+        log.warning("delivery.subscription_gone", recipient=self.recipient)
+        await _quietly(consumer.queue.cancel(consumer.tag))
+
+
+class _StopOnLongHint(stop_base):
+    """Stop quick retries when the recipient asks for a longer wait than they allow."""
+
+    def __init__(self, max_wait_s: float) -> None:
+        self._max_wait_s = max_wait_s
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        if outcome is None or outcome.failed:
+            return False
+        verdict = cast(_Try, outcome.result()).verdict
+        return (
+            isinstance(verdict, Retry)
+            and verdict.delay_hint_s is not None
+            and verdict.delay_hint_s > self._max_wait_s
+        )
+
+
+class _WaitAtLeastHint(wait_base):
+    """Wait as the fallback says, but never less than a ``Retry-After`` asked for."""
+
+    def __init__(self, fallback: wait_base) -> None:
+        self._fallback = fallback
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        wait_s = self._fallback(retry_state)
+        outcome = retry_state.outcome
+        if outcome is not None and not outcome.failed:
+            verdict = cast(_Try, outcome.result()).verdict
+            if isinstance(verdict, Retry) and verdict.delay_hint_s is not None:
+                return max(wait_s, verdict.delay_hint_s)
+        return wait_s
+
+
+class _KeyedLocks:
+    """One FIFO lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+def _try_of(state: RetryCallState) -> _Try:
+    if state.outcome is None:
+        raise RuntimeError("retry state without an outcome")
+    return cast(_Try, state.outcome.result())
+
+
+def _error_class(verdict: Verdict) -> str | None:
+    return None if isinstance(verdict, Delivered) else verdict.error_class
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def _quietly(settling: Awaitable[object]) -> None:
+    """Broker calls whose failure needs no handling: the broker requeues what was unsettled."""
+    try:
+        await settling
+    except (
+        aiormq.exceptions.AMQPError,
+        aiormq.exceptions.ChannelInvalidStateError,
+        ConnectionError,
+    ) as exc:
+        log.warning("amqp.call_failed", error_class=type(exc).__name__)

@@ -1,0 +1,124 @@
+"""The outbox relay: publishes committed outbox rows, in order, and marks them published
+only once the broker confirmed them.
+
+The intake calls ``wake()`` right after its commit, so publishing starts at once;
+polling every ``poll_interval_s`` only catches what a wake-up missed (rows left by a
+crash, a failed publish). While the broker is down rows stay in the outbox and the
+relay backs off; the robust connection comes back by itself.
+"""
+
+import asyncio
+import contextlib
+from typing import Protocol
+
+import structlog
+
+from gateway.model import OutboundMessage
+from gateway.ports import Clock, Store
+from gateway.queue.publisher import PublishFailed
+
+log = structlog.get_logger()
+
+BACKOFF_FIRST_S = 0.2
+BACKOFF_MAX_S = 10.0
+
+
+class OutboundPublisher(Protocol):
+    async def publish(self, message: OutboundMessage) -> None: ...
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        store: Store,
+        publisher: OutboundPublisher,
+        *,
+        poll_interval_s: float,
+        batch: int = 100,
+        clock: Clock,
+        backoff_max_s: float = BACKOFF_MAX_S,
+    ) -> None:
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        self._store = store
+        self._publisher = publisher
+        self._poll_interval_s = poll_interval_s
+        self._batch = batch
+        self._clock = clock
+        self._backoff_max_s = backoff_max_s
+        self._woken = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Publish now rather than at the next poll."""
+        self._woken.set()
+
+    async def drain(self) -> int:
+        """Publish every pending row; answers how many were published.
+
+        Stops at the first failure so order is kept; raises ``PublishFailed`` or the
+        store's error after marking the rows confirmed before it.
+        """
+        published = 0
+        while True:
+            rows = await self._store.pending_outbox(self._batch)
+            confirmed: list[int] = []
+            try:
+                for row in rows:
+                    try:
+                        await self._publisher.publish(row.message)
+                    except Exception as exc:
+                        log.warning(
+                            "outbox.publish_failed",
+                            outbox_id=row.id,
+                            distribution_id=row.message.message_id,
+                            case_id=row.message.case_id,
+                            error_class=_error_class(exc),
+                        )
+                        raise
+                    confirmed.append(row.id)
+            finally:
+                if confirmed:
+                    await self._store.mark_published(confirmed, self._clock())
+                    published += len(confirmed)
+            if len(rows) < self._batch:
+                return published
+
+    async def run(self) -> None:
+        """Drain, then wait for a wake-up or the poll interval; forever."""
+        backoff_s = BACKOFF_FIRST_S
+        while True:
+            self._woken.clear()
+            try:
+                published = await self.drain()
+            except Exception as exc:  # noqa: BLE001 — the relay must outlive any one failure
+                log.warning(
+                    "outbox.relay_backing_off", error_class=_error_class(exc), retry_in_s=backoff_s
+                )
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, self._backoff_max_s)
+                continue
+            backoff_s = BACKOFF_FIRST_S
+            if published:
+                log.debug("outbox.published", count=published)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._poll_interval_s):
+                    await self._woken.wait()
+
+    def start(self) -> None:
+        if self._task is not None and not self._task.done():
+            return
+        self._task = asyncio.create_task(self.run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _error_class(exc: Exception) -> str:
+    reason = exc.reason if isinstance(exc, PublishFailed) else None
+    return reason or type(exc).__name__

@@ -1,0 +1,212 @@
+"""The broker topology as data, every name under one namespace prefix ``ns``.
+
+    {ns}.events      topic   alternate-exchange {ns}.unroutable
+    {ns}.unroutable  fanout  → queue {ns}.unroutable
+    {ns}.deliver     topic   → queue {ns}.deliver.<R>  keys "<R>" and "retry.*.<R>"
+                                  delivery limit, dead-letters to {ns}.dlx
+    {ns}.retry       topic   → queue {ns}.retry.<D>s   key "retry.<D>s.*"
+                                  TTL D s, dead-letters back to {ns}.deliver keeping
+                                  the key "retry.<D>s.<R>", so it lands on <R>'s queue
+    {ns}.dlx         fanout  → queue {ns}.parking
+
+Every queue is a quorum queue; every dead-lettering queue uses the at-least-once
+strategy, which needs ``x-overflow=reject-publish``.
+"""
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel
+
+_WORD = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class ExchangeKind(StrEnum):
+    TOPIC = "topic"
+    FANOUT = "fanout"
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeSpec:
+    name: str
+    kind: ExchangeKind
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    name: str
+    arguments: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BindingSpec:
+    queue: str
+    exchange: str
+    routing_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    ns: str
+    recipients: tuple[str, ...]
+    ladder: tuple[int, ...]
+    delivery_limit: int
+
+    def __post_init__(self) -> None:
+        for word in (self.ns, *self.recipients):
+            if not _WORD.match(word):
+                raise ValueError(f"not a routing-key word: {word!r}")
+        if not self.ladder or any(step <= 0 for step in self.ladder):
+            raise ValueError("retry ladder steps must be positive seconds")
+        if self.delivery_limit < 1:
+            raise ValueError("delivery limit must be at least 1")
+
+    @property
+    def events_exchange(self) -> str:
+        return f"{self.ns}.events"
+
+    @property
+    def unroutable_exchange(self) -> str:
+        return f"{self.ns}.unroutable"
+
+    @property
+    def unroutable_queue(self) -> str:
+        return f"{self.ns}.unroutable"
+
+    @property
+    def deliver_exchange(self) -> str:
+        return f"{self.ns}.deliver"
+
+    @property
+    def retry_exchange(self) -> str:
+        return f"{self.ns}.retry"
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return f"{self.ns}.dlx"
+
+    @property
+    def parking_queue(self) -> str:
+        return f"{self.ns}.parking"
+
+    def deliver_queue(self, recipient: str) -> str:
+        return f"{self.ns}.deliver.{recipient}"
+
+    def retry_queue(self, delay_s: int) -> str:
+        return f"{self.ns}.retry.{delay_s}s"
+
+    @staticmethod
+    def retry_routing_key(delay_s: int, recipient: str) -> str:
+        return f"retry.{delay_s}s.{recipient}"
+
+    def exchanges(self) -> tuple[ExchangeSpec, ...]:
+        return (
+            ExchangeSpec(self.unroutable_exchange, ExchangeKind.FANOUT),
+            ExchangeSpec(
+                self.events_exchange,
+                ExchangeKind.TOPIC,
+                {"alternate-exchange": self.unroutable_exchange},
+            ),
+            ExchangeSpec(self.dead_letter_exchange, ExchangeKind.FANOUT),
+            ExchangeSpec(self.deliver_exchange, ExchangeKind.TOPIC),
+            ExchangeSpec(self.retry_exchange, ExchangeKind.TOPIC),
+        )
+
+    def queues(self) -> tuple[QueueSpec, ...]:
+        return (
+            QueueSpec(self.unroutable_queue, _quorum()),
+            QueueSpec(self.parking_queue, _quorum()),
+            *(self.deliver_queue_spec(r) for r in self.recipients),
+            *(self.retry_queue_spec(d) for d in self.ladder),
+        )
+
+    def deliver_queue_spec(self, recipient: str) -> QueueSpec:
+        return QueueSpec(
+            self.deliver_queue(recipient),
+            {
+                **_quorum(),
+                "x-delivery-limit": self.delivery_limit,
+                **_dead_letter_to(self.dead_letter_exchange),
+            },
+        )
+
+    def retry_queue_spec(self, delay_s: int) -> QueueSpec:
+        return QueueSpec(
+            self.retry_queue(delay_s),
+            {
+                **_quorum(),
+                "x-message-ttl": delay_s * 1000,
+                **_dead_letter_to(self.deliver_exchange),
+            },
+        )
+
+    def bindings(self) -> tuple[BindingSpec, ...]:
+        return (
+            BindingSpec(self.unroutable_queue, self.unroutable_exchange, ""),
+            BindingSpec(self.parking_queue, self.dead_letter_exchange, ""),
+            *(
+                BindingSpec(self.deliver_queue(r), self.deliver_exchange, key)
+                for r in self.recipients
+                for key in (r, f"retry.*.{r}")
+            ),
+            *(
+                BindingSpec(self.retry_queue(d), self.retry_exchange, f"retry.{d}s.*")
+                for d in self.ladder
+            ),
+        )
+
+
+def build_topology(
+    ns: str, *, recipients: Iterable[str], ladder: Sequence[int], delivery_limit: int
+) -> Topology:
+    return Topology(
+        ns=ns,
+        recipients=tuple(dict.fromkeys(recipients)),
+        ladder=tuple(sorted(set(ladder))),
+        delivery_limit=delivery_limit,
+    )
+
+
+def _quorum() -> dict[str, Any]:
+    return {"x-queue-type": "quorum"}
+
+
+def _dead_letter_to(exchange: str) -> dict[str, Any]:
+    return {
+        "x-dead-letter-exchange": exchange,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
+async def declare(channel: AbstractChannel, topology: Topology) -> None:
+    """Declare every exchange, queue and binding. Idempotent while the arguments agree;
+    a queue declared earlier with other arguments makes the broker close the channel."""
+    exchanges = {}
+    for ex in topology.exchanges():
+        exchanges[ex.name] = await channel.declare_exchange(
+            ex.name,
+            aio_pika.ExchangeType(ex.kind.value),
+            durable=True,
+            arguments=dict(ex.arguments),
+        )
+    queues = {}
+    for q in topology.queues():
+        queues[q.name] = await channel.declare_queue(
+            q.name, durable=True, arguments=dict(q.arguments)
+        )
+    for b in topology.bindings():
+        await queues[b.queue].bind(exchanges[b.exchange], routing_key=b.routing_key)
+
+
+async def delete(channel: AbstractChannel, topology: Topology) -> None:
+    """Remove every queue and exchange of the topology, messages included."""
+    for q in topology.queues():
+        await channel.queue_delete(q.name)
+    for ex in topology.exchanges():
+        await channel.exchange_delete(ex.name)

@@ -1,0 +1,83 @@
+"""Typed settings, read from ``GATEWAY_*`` environment variables by the composition root only."""
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///var/gateway.sqlite3"
+
+
+class Settings(BaseSettings):
+    """Every setting of the gateway. The README's configuration table lists the same."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    amqp_url: SecretStr = Field(
+        SecretStr("amqp://guest:guest@127.0.0.1:5672/"),
+        description="RabbitMQ URL (amqp:// or amqps://).",
+    )
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="Store: sqlite:///relative/path or sqlite:////absolute/path.",
+    )
+    http_host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
+    http_port: int = Field(8080, ge=0, le=65535, description="Port of the HTTP server.")
+    namespace: str = Field(
+        "gw",
+        pattern=r"^[a-z][a-z0-9_-]{0,62}$",
+        description="Prefix of every exchange and queue name.",
+    )
+    c112_url: str | None = Field(
+        None, description="Where cases and status reports for 112 are POSTed."
+    )
+    c112_secret: SecretStr | None = Field(
+        None, description="whsec_ secret signing pushes to 112 and 112's receipts."
+    )
+    inbound_secret: SecretStr | None = Field(
+        None,
+        description="whsec_ secret(s) Si Lacak Perak signs with; space-separated for rotation.",
+    )
+    ops_token: SecretStr | None = Field(None, description="Bearer token for the ops API.")
+    sender_id: str = Field(
+        "id.go.tangerangkota.dp3ap2kb.uptd-ppa", description="sender_id of every envelope."
+    )
+    distribution_status: str = Field(
+        "actual",
+        pattern="^(actual|exercise|test)$",
+        description="Envelope status: actual, or exercise for drills.",
+    )
+    max_body_bytes: int = Field(
+        256 * 1024, ge=1024, description="Largest accepted request body (bytes)."
+    )
+    push_timeout_s: float = Field(5.0, gt=0, description="Timeout of one outbound POST (seconds).")
+    push_attempts: int = Field(
+        3, ge=1, le=10, description="Quick in-process attempts before the retry ladder."
+    )
+    retry_delays_s: list[int] = Field(
+        [1, 2, 4, 8, 15, 30, 120, 600],
+        description="Retry-ladder steps (seconds): one fixed-TTL queue each, JSON list.",
+    )
+    prefetch: int = Field(32, ge=1, le=1000, description="Unacked deliveries per consumer.")
+    delivery_limit: int = Field(
+        10, ge=1, description="Broker redeliveries before a poison message is parked."
+    )
+    relay_poll_s: float = Field(
+        1.0, gt=0, description="Outbox relay fallback poll interval (it is also woken on commit)."
+    )
+    log_json: bool | None = Field(None, description="Force JSON logs (default: when not a TTY).")
+    log_level: str = Field("info", description="debug, info, warning or error.")
+
+    @field_validator("retry_delays_s")
+    @classmethod
+    def _ascending(cls, value: list[int]) -> list[int]:
+        if not value or any(d <= 0 for d in value) or value != sorted(value):
+            raise ValueError("retry delays must be positive and ascending")
+        return value
+
+    def sqlite_path(self) -> Path:
+        """The SQLite file of a ``sqlite:///`` database URL."""
+        prefix = "sqlite:///"
+        if not self.database_url.startswith(prefix):
+            raise ValueError(f"not a sqlite URL: {self.database_url.split(':', 1)[0]}")
+        return Path(self.database_url[len(prefix) :])

@@ -1,0 +1,105 @@
+"""Running the whole gateway in a test: real RabbitMQ, SQLite in tmp, a real 112 simulator."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+from samples import new_secret
+
+from gateway import signing
+from gateway.adapters.simulator_112 import create_simulator_app
+from gateway.adapters.store_sqlite import SqliteStore
+from gateway.bootstrap import RUNTIME, build_app, topology
+from gateway.queue.connection import AmqpConnection
+from gateway.queue.topology import delete
+from gateway.settings import Settings
+
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+@dataclass
+class RunningGateway:
+    client: TestClient[Any, Any]
+    sim: TestClient[Any, Any]
+    settings: Settings
+    inbound_secret: str
+    c112_secret: str
+
+    async def post_report(
+        self, body: bytes, *, secret: str | None = None, msg_id: str | None = None
+    ) -> tuple[int, Any]:
+        msg_id = msg_id or str(uuid.uuid4())
+        headers = signing.webhook_headers(
+            [secret or self.inbound_secret], msg_id, body, datetime.now(UTC)
+        )
+        response = await self.client.post("/v1/reports/si-lacak-perak", data=body, headers=headers)
+        return response.status, await response.json(content_type=None)
+
+    async def sim_messages(self) -> list[dict[str, Any]]:
+        response = await self.sim.get("/_sim/messages")
+        messages: list[dict[str, Any]] = await response.json()
+        return messages
+
+    async def wait_for_sim(self, count: int, timeout_s: float) -> list[dict[str, Any]]:
+        async with asyncio.timeout(timeout_s):
+            while len(messages := await self.sim_messages()) < count:  # noqa: ASYNC110 - another server
+                await asyncio.sleep(0.01)
+        return messages
+
+    async def store(self) -> SqliteStore:
+        return await SqliteStore.open(self.settings.sqlite_path())
+
+
+def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "amqp_url": AMQP_URL,
+        "database_url": f"sqlite:///{tmp_path / 'gateway.sqlite3'}",
+        "namespace": f"t{uuid.uuid4().hex[:10]}",
+        "http_port": 0,
+        "retry_delays_s": [1, 2],
+        "relay_poll_s": 0.5,
+    }
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+@asynccontextmanager
+async def running_gateway(tmp_path: Path, **overrides: Any) -> AsyncIterator[RunningGateway]:
+    inbound_secret = new_secret()
+    c112_secret = new_secret()
+    sim = TestClient(TestServer(create_simulator_app(secret=c112_secret)))
+    await sim.start_server()
+    settings = test_settings(
+        tmp_path,
+        inbound_secret=inbound_secret,
+        c112_secret=c112_secret,
+        c112_url=str(sim.make_url("/v1/messages")),
+        **overrides,
+    )
+    app = build_app(settings)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        async with asyncio.timeout(15):
+            await app[RUNTIME].broker_up.wait()
+        yield RunningGateway(client, sim, settings, inbound_secret, c112_secret)
+    finally:
+        await client.close()
+        await sim.close()
+        await delete_namespace(settings)
+
+
+async def delete_namespace(settings: Settings) -> None:
+    connection = AmqpConnection(AMQP_URL, name="test-teardown")
+    await connection.connect()
+    try:
+        async with connection.connection.channel() as channel:
+            await delete(channel, topology(settings))
+    finally:
+        await connection.close()

@@ -1,0 +1,237 @@
+"""Shared pieces of the real-broker queue tests: a fake store, a real little pusher, a
+scripted recipient server and helpers to read queues."""
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import aiohttp
+from aio_pika.abc import AbstractIncomingMessage
+from aiohttp import web
+
+from contracts.case import Case
+from gateway.errors import TransientDeliveryError
+from gateway.model import (
+    AcceptedReport,
+    DeliveryAttempt,
+    IntakeResult,
+    OutboxRow,
+    PushResponse,
+    QuarantinedInput,
+)
+from gateway.queue.connection import AmqpConnection
+from gateway.queue.topology import Topology, build_topology, delete
+
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/?reconnect_interval=0.5"
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class FakeStore:
+    """The outbox and the delivery log as lists."""
+
+    def __init__(self) -> None:
+        self.outbox: list[OutboxRow] = []
+        self.published: dict[int, datetime] = {}
+        self.attempts: list[DeliveryAttempt] = []
+        self._recorded = asyncio.Condition()
+
+    async def accept_report(self, report: AcceptedReport) -> IntakeResult:
+        raise NotImplementedError
+
+    async def quarantine(self, item: QuarantinedInput) -> str:
+        raise NotImplementedError
+
+    async def pending_outbox(self, limit: int) -> list[OutboxRow]:
+        return [row for row in self.outbox if row.id not in self.published][:limit]
+
+    async def mark_published(self, ids: Sequence[int], at: datetime) -> None:
+        for row_id in ids:
+            self.published[row_id] = at
+
+    async def record_attempt(self, attempt: DeliveryAttempt) -> None:
+        async with self._recorded:
+            self.attempts.append(attempt)
+            self._recorded.notify_all()
+
+    async def wait_for_attempts(self, count: int, timeout_s: float = 10.0) -> None:
+        async with asyncio.timeout(timeout_s), self._recorded:
+            await self._recorded.wait_for(lambda: len(self.attempts) >= count)
+
+    async def get_case(self, case_id: str) -> Case | None:
+        return None
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+class AiohttpPusher:
+    def __init__(self, session: aiohttp.ClientSession, timeout_s: float = 5.0) -> None:
+        self._session = session
+        self._timeout_s = timeout_s
+        self.calls = 0
+
+    async def push(self, url: str, body: bytes, headers: Mapping[str, str]) -> PushResponse:
+        self.calls += 1
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                async with self._session.post(url, data=body, headers=dict(headers)) as resp:
+                    text = await resp.text()
+        except TimeoutError as exc:
+            raise TransientDeliveryError("timeout") from exc
+        except aiohttp.ClientError as exc:
+            raise TransientDeliveryError("connection", type(exc).__name__) from exc
+        return PushResponse(
+            status=resp.status,
+            latency_s=time.monotonic() - started,
+            headers=dict(resp.headers),
+            body_head=text[:200],
+        )
+
+
+@dataclass
+class Received:
+    at: float
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    text: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+
+class Recipient:
+    """A webhook receiver that answers from a script (then 200) and records what came."""
+
+    def __init__(self, *replies: Reply) -> None:
+        self.script = list(replies)
+        self.received: list[Received] = []
+        self.events: list[tuple[str, str]] = []
+        self._arrived = asyncio.Condition()
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/hook", self._hook)
+        return app
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        msg_id = request.headers.get("webhook-id", "")
+        self.events.append(("start", msg_id))
+        reply = self.script.pop(0) if self.script else Reply()
+        await asyncio.sleep(reply.delay_s)
+        self.events.append(("end", msg_id))
+        async with self._arrived:
+            self.received.append(
+                Received(time.monotonic(), {k.lower(): v for k, v in request.headers.items()}, body)
+            )
+            self._arrived.notify_all()
+        return web.Response(status=reply.status, text=reply.text, headers=reply.headers)
+
+    async def wait_for(self, count: int, timeout_s: float = 10.0) -> list[Received]:
+        async with asyncio.timeout(timeout_s), self._arrived:
+            await self._arrived.wait_for(lambda: len(self.received) >= count)
+        return self.received
+
+
+async def next_message(
+    connection: AmqpConnection, queue_name: str, timeout_s: float = 10.0
+) -> AbstractIncomingMessage:
+    """Take one message off a queue (acked), waiting for it to arrive."""
+    async with connection.connection.channel() as channel:
+        queue = await channel.get_queue(queue_name)
+        async with asyncio.timeout(timeout_s):
+            while True:
+                message = await queue.get(no_ack=True, fail=False)
+                if message is not None:
+                    return message
+                await asyncio.sleep(0.05)
+
+
+async def message_count(connection: AmqpConnection, queue_name: str) -> int:
+    async with connection.connection.channel() as channel:
+        queue = await channel.declare_queue(queue_name, passive=True)
+        count = queue.declaration_result.message_count
+        assert count is not None
+        return count
+
+
+async def rabbitmqctl(*args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        "rabbitmqctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(30):
+        out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def close_broker_connection(connection_name: str) -> None:
+    """Have the broker drop one client connection, as a broker restart would."""
+    listing = await rabbitmqctl("list_connections", "pid", "client_properties", "-q", "-s")
+    for line in listing.splitlines():
+        pid, _, properties = line.partition("\t")
+        if f'{{"connection_name","{connection_name}"}}' in properties:
+            await rabbitmqctl("close_connection", pid, "test: simulated broker restart")
+            return
+    raise AssertionError(f"no broker connection named {connection_name}")
+
+
+class Broker:
+    """A connection for one test, its namespace, and teardown of what it declared."""
+
+    def __init__(self) -> None:
+        self.ns = f"t{uuid4().hex[:10]}"
+        self.connection = AmqpConnection(AMQP_URL, name=f"test-{self.ns}")
+        self._declared: list[Topology] = []
+
+    async def topology(
+        self,
+        recipients: Sequence[str] = ("c112",),
+        ladder: Sequence[int] = (1,),
+        delivery_limit: int = 5,
+    ) -> Topology:
+        topology = build_topology(
+            self.ns, recipients=recipients, ladder=ladder, delivery_limit=delivery_limit
+        )
+        self._declared.append(topology)
+        await self.connection.declare(topology)
+        return topology
+
+    @classmethod
+    @asynccontextmanager
+    async def opened(cls) -> AsyncIterator["Broker"]:
+        broker = cls()
+        await broker.connection.connect()
+        try:
+            yield broker
+        finally:
+            try:
+                async with broker.connection.connection.channel() as channel:
+                    for topology in broker._declared:
+                        await delete(channel, topology)
+            finally:
+                await broker.connection.close()
+
+
+def unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -1,0 +1,107 @@
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from queue_support import Broker, FakeStore, close_broker_connection, next_message, utcnow
+
+from gateway.model import Destination, OutboundMessage, OutboxRow
+from gateway.queue.publisher import Publisher
+from gateway.queue.relay import OutboxRelay
+from gateway.queue.topology import Topology
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def broker() -> AsyncIterator[Broker]:
+    async with Broker.opened() as opened:
+        yield opened
+
+
+def row(row_id: int, recipient: str = "c112") -> OutboxRow:
+    return OutboxRow(
+        id=row_id,
+        message=OutboundMessage(
+            destination=Destination.DELIVER,
+            routing_key=recipient,
+            message_id=f"msg-{row_id}",
+            case_id="urn:kdrt:case:1",
+            sequence=row_id,
+            body=b"{}",
+        ),
+    )
+
+
+async def take(broker: Broker, topology: Topology, count: int) -> list[str]:
+    ids = []
+    for _ in range(count):
+        message = await next_message(broker.connection, topology.deliver_queue("c112"))
+        assert message.message_id is not None
+        ids.append(message.message_id)
+    return ids
+
+
+async def settled(store: FakeStore, ids: set[int], timeout_s: float = 10.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while set(store.published) != ids:  # noqa: ASYNC110 — the fake store has no signal
+            await asyncio.sleep(0.02)
+
+
+async def test_a_wake_publishes_at_once_in_order_and_marks_rows(broker: Broker) -> None:
+    topology = await broker.topology()
+    store = FakeStore()
+    relay = OutboxRelay(
+        store, Publisher(broker.connection, topology), poll_interval_s=60, batch=2, clock=utcnow
+    )
+    relay.start()
+    try:
+        await asyncio.sleep(0.1)
+        store.outbox.extend(row(i) for i in (1, 2, 3, 4, 5))
+        relay.wake()
+
+        assert await take(broker, topology, 5) == ["msg-1", "msg-2", "msg-3", "msg-4", "msg-5"]
+        await settled(store, {1, 2, 3, 4, 5})
+    finally:
+        await relay.stop()
+
+
+async def test_rows_stay_pending_while_publishing_fails(broker: Broker) -> None:
+    topology = await broker.topology()
+    store = FakeStore()
+    store.outbox.extend([row(1), row(2, recipient="nobody"), row(3)])
+    relay = OutboxRelay(
+        store, Publisher(broker.connection, topology), poll_interval_s=0.1, clock=utcnow
+    )
+    relay.start()
+    try:
+        assert await take(broker, topology, 1) == ["msg-1"]
+        await asyncio.sleep(0.5)
+
+        assert set(store.published) == {1}
+        store.outbox[1] = row(2)
+        assert await take(broker, topology, 2) == ["msg-2", "msg-3"]
+        await settled(store, {1, 2, 3})
+    finally:
+        await relay.stop()
+
+
+async def test_the_relay_survives_a_dropped_broker_connection(broker: Broker) -> None:
+    topology = await broker.topology()
+    store = FakeStore()
+    relay = OutboxRelay(
+        store, Publisher(broker.connection, topology), poll_interval_s=0.2, clock=utcnow
+    )
+    relay.start()
+    try:
+        store.outbox.append(row(1))
+        relay.wake()
+        await settled(store, {1})
+
+        await close_broker_connection(f"test-{broker.ns}")
+        store.outbox.extend([row(2), row(3)])
+        relay.wake()
+
+        await settled(store, {1, 2, 3}, timeout_s=15)
+        assert await take(broker, topology, 3) == ["msg-1", "msg-2", "msg-3"]
+    finally:
+        await relay.stop()
