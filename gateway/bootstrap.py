@@ -16,7 +16,9 @@ from ulid import ULID
 
 from contracts.envelope import DistributionStatus
 from gateway import signing
-from gateway.adapters.http_api import CONTEXT, HttpContext, add_routes
+from gateway.access import ApiRole
+from gateway.adapters.auth import TokenTable, auth_middleware
+from gateway.adapters.http_api import CONTEXT, HttpContext, add_routes, roles_of_route
 from gateway.adapters.problems import problem_middleware
 from gateway.adapters.push_client import HttpPusher
 from gateway.adapters.store_sqlite import SqliteStore
@@ -186,7 +188,22 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def build_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> web.Application:
     """The whole gateway as one aiohttp application; connections open at startup."""
-    app = web.Application(middlewares=[problem_middleware], client_max_size=settings.max_body_bytes)
+    tokens = TokenTable(
+        {
+            role: secret.get_secret_value()
+            for role, secret in {
+                ApiRole.OPS: settings.ops_token,
+                ApiRole.SATGAS: settings.satgas_token,
+                ApiRole.HEAD: settings.head_token,
+                ApiRole.ADMIN: settings.admin_token,
+            }.items()
+            if secret is not None
+        }
+    )
+    app = web.Application(
+        middlewares=[problem_middleware, auth_middleware(tokens, roles_of_route)],
+        client_max_size=settings.max_body_bytes,
+    )
     runtime = Runtime(settings=settings, clock=clock)
     app[RUNTIME] = runtime
     app[CONTEXT] = HttpContext(

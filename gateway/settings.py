@@ -38,7 +38,16 @@ class Settings(BaseSettings):
         None,
         description="whsec_ secret(s) Si Lacak Perak signs with; space-separated for rotation.",
     )
-    ops_token: SecretStr | None = Field(None, description="Bearer token for the ops API.")
+    ops_token: SecretStr | None = Field(None, description="Bearer token of the ops role.")
+    satgas_token: SecretStr | None = Field(
+        None, description="Bearer token of the Satgas PPA role (SOP steps)."
+    )
+    head_token: SecretStr | None = Field(
+        None, description="Bearer token of the Kepala UPTD PPA role (SOP steps)."
+    )
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token of the admin role (subscriptions)."
+    )
     sender_id: str = Field(
         "id.go.tangerangkota.dp3ap2kb.uptd-ppa", description="sender_id of every envelope."
     )

@@ -18,6 +18,7 @@ from contracts.case import CaseAccepted
 from contracts.problem import PROBLEM_MEDIA_TYPE, Problem
 from contracts.si_lacak_perak import LaporanSiLacakPerak
 from gateway import signing
+from gateway.access import ApiRole
 from gateway.adapters.openapi import openapi_document
 from gateway.adapters.problems import problem_response
 from gateway.adapters.request_body import BodyRefused, parse_json, read_json_bytes
@@ -94,6 +95,7 @@ class Route:
     security: str | None = None
     request: type[BaseModel] | None = None
     answers: Mapping[int, Answer] = field(default_factory=dict)
+    roles: frozenset[ApiRole] = frozenset()
 
 
 def _problem(description: str) -> Answer:
@@ -246,6 +248,13 @@ ROUTES: Sequence[Route] = (
         answers={200: Answer("OpenAPI 3.1 document.")},
     ),
 )
+
+
+def roles_of_route(operation_id: str | None) -> frozenset[ApiRole]:
+    return _ROLES_BY_OPERATION.get(operation_id or "", frozenset())
+
+
+_ROLES_BY_OPERATION = {route.operation_id: route.roles for route in ROUTES}
 
 
 def add_routes(app: web.Application) -> None:

@@ -24,7 +24,11 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
             "with the sender; webhook-id and webhook-timestamp headers are required too."
         ),
     },
-    "opsToken": {"type": "http", "scheme": "bearer"},
+    "bearerToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A role token (satgas, head, ops, admin) from the gateway's settings.",
+    },
 }
 
 
@@ -37,6 +41,11 @@ def _models(routes: Sequence["Route"]) -> list[tuple[type[BaseModel], JsonSchema
             if answer.model is not None:
                 seen[(answer.model, "serialization")] = None
     return list(seen)
+
+
+def _problem_answer(description: str) -> dict[str, Any]:
+    schema = {"$ref": REF_TEMPLATE.format(model="Problem")}
+    return {"description": description, "content": {"application/problem+json": {"schema": schema}}}
 
 
 def _operation(route: "Route", refs: Mapping[tuple[Any, JsonSchemaMode], Any]) -> dict[str, Any]:
@@ -55,7 +64,13 @@ def _operation(route: "Route", refs: Mapping[tuple[Any, JsonSchemaMode], Any]) -
         item["content"] = {answer.media_type: {"schema": schema}}
         responses[str(status)] = item
     operation["responses"] = responses
-    operation["security"] = [{route.security: []}] if route.security else []
+    if route.roles:
+        operation["security"] = [{"bearerToken": []}]
+        operation["x-roles"] = sorted(role.value for role in route.roles)
+        responses.setdefault("401", _problem_answer("Missing or unknown bearer token."))
+        responses.setdefault("403", _problem_answer("The token's role may not call this."))
+    else:
+        operation["security"] = [{route.security: []}] if route.security else []
     return operation
 
 

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ulid import ULID
@@ -102,7 +103,7 @@ def make_report(
     )
 
 
-def query(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+def query(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
     """Read the file with a connection of its own, as an operator would."""
     conn = sqlite3.connect(path)
     try:
@@ -151,10 +152,19 @@ async def test_migrations_are_applied_once_and_recorded(db_path: Path) -> None:
     )
 
 
-async def test_concurrent_opens_of_a_new_file_apply_each_migration_once(db_path: Path) -> None:
-    outcomes = await asyncio.gather(
-        *(SqliteStore.open(db_path) for _ in range(3)), return_exceptions=True
+async def test_opens_racing_on_a_new_file_apply_each_migration_once(
+    db_path: Path, locker: sqlite3.Connection
+) -> None:
+    locker.execute("PRAGMA journal_mode = WAL")
+    locker.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
     )
+    locker.execute("BEGIN IMMEDIATE")
+    opening = [asyncio.create_task(SqliteStore.open(db_path)) for _ in range(3)]
+    await asyncio.sleep(0.2)  # every opener has seen "nothing applied" and waits for the lock
+    locker.execute("COMMIT")
+
+    outcomes = await asyncio.gather(*opening, return_exceptions=True)
     for outcome in outcomes:
         if isinstance(outcome, SqliteStore):
             await outcome.close()
