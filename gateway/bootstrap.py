@@ -17,8 +17,9 @@ from ulid import ULID
 from contracts.envelope import DistributionStatus
 from gateway import signing
 from gateway.access import ApiRole
+from gateway.adapters.api import add_routes, roles_of_route
 from gateway.adapters.auth import TokenTable, auth_middleware
-from gateway.adapters.http_api import CONTEXT, HttpContext, add_routes, roles_of_route
+from gateway.adapters.http_api import CONTEXT, HttpContext
 from gateway.adapters.problems import problem_middleware
 from gateway.adapters.push_client import HttpPusher
 from gateway.adapters.store_sqlite import SqliteStore

@@ -1,33 +1,24 @@
-"""The gateway's HTTP API: intake from Si Lacak Perak, health, metrics and the OpenAPI document.
-
-Each route is declared once in ``ROUTES`` with what it accepts and answers; the
-router and ``/openapi.json`` are both built from that table.
-"""
+"""Intake from Si Lacak Perak, health, readiness and metrics."""
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
-from pydantic import BaseModel
 
 from contracts.case import CaseAccepted
-from contracts.problem import PROBLEM_MEDIA_TYPE, Problem
 from contracts.si_lacak_perak import LaporanSiLacakPerak
 from gateway import signing
-from gateway.access import ApiRole
-from gateway.adapters.openapi import openapi_document
 from gateway.adapters.problems import problem_response
 from gateway.adapters.request_body import BodyRefused, parse_json, read_json_bytes
+from gateway.adapters.routes import Answer, Route, problem_answer
 from gateway.errors import InvalidReport, NotReady, SignatureInvalid, StoreUnavailable
 from gateway.intake import IntakeService
 
 log = structlog.get_logger(__name__)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Check = Callable[[], Awaitable[None]]
 
 
@@ -75,31 +66,6 @@ class HttpContext:
 
 
 CONTEXT = web.AppKey("http_context", HttpContext)
-OPENAPI = web.AppKey("openapi", dict[str, Any])
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    description: str
-    model: type[BaseModel] | None = None
-    media_type: str = "application/json"
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    method: str
-    path: str
-    handler: Handler
-    operation_id: str
-    summary: str
-    security: str | None = None
-    request: type[BaseModel] | None = None
-    answers: Mapping[int, Answer] = field(default_factory=dict)
-    roles: frozenset[ApiRole] = frozenset()
-
-
-def _problem(description: str) -> Answer:
-    return Answer(description, Problem, PROBLEM_MEDIA_TYPE)
 
 
 def _refusal(ctx: HttpContext, status: int, slug: str, detail: str, **kwargs: Any) -> web.Response:
@@ -189,11 +155,7 @@ async def get_metrics(request: web.Request) -> web.Response:
     return response
 
 
-async def get_openapi(request: web.Request) -> web.Response:
-    return web.json_response(request.app[OPENAPI])
-
-
-ROUTES: Sequence[Route] = (
+INTAKE_ROUTES: Sequence[Route] = (
     Route(
         "POST",
         "/v1/reports/si-lacak-perak",
@@ -207,12 +169,16 @@ ROUTES: Sequence[Route] = (
                 "Accepted and stored durably; the same id_laporan answers the same case.",
                 CaseAccepted,
             ),
-            400: _problem("The body is not UTF-8 JSON."),
-            401: _problem("Missing, bad or stale signature."),
-            413: _problem("The body is too large."),
-            415: _problem("The body is not application/json."),
-            422: _problem("The report has invalid fields; each is named by its JSON pointer."),
-            503: _problem("The store could not make the report durable; retry after Retry-After."),
+            400: problem_answer("The body is not UTF-8 JSON."),
+            401: problem_answer("Missing, bad or stale signature."),
+            413: problem_answer("The body is too large."),
+            415: problem_answer("The body is not application/json."),
+            422: problem_answer(
+                "The report has invalid fields; each is named by its JSON pointer."
+            ),
+            503: problem_answer(
+                "The store could not make the report durable; retry after Retry-After."
+            ),
         },
     ),
     Route(
@@ -239,25 +205,4 @@ ROUTES: Sequence[Route] = (
         "Prometheus metrics (text exposition format).",
         answers={200: Answer("Metrics.", media_type="text/plain")},
     ),
-    Route(
-        "GET",
-        "/openapi.json",
-        get_openapi,
-        "getOpenApi",
-        "This document.",
-        answers={200: Answer("OpenAPI 3.1 document.")},
-    ),
 )
-
-
-def roles_of_route(operation_id: str | None) -> frozenset[ApiRole]:
-    return _ROLES_BY_OPERATION.get(operation_id or "", frozenset())
-
-
-_ROLES_BY_OPERATION = {route.operation_id: route.roles for route in ROUTES}
-
-
-def add_routes(app: web.Application) -> None:
-    app[OPENAPI] = openapi_document(ROUTES)
-    for route in ROUTES:
-        app.router.add_route(route.method, route.path, route.handler, name=route.operation_id)

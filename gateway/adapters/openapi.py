@@ -9,7 +9,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from gateway import __version__
 
 if TYPE_CHECKING:
-    from gateway.adapters.http_api import Route
+    from gateway.adapters.routes import Route
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 

@@ -40,6 +40,7 @@ from gateway.model import (
     OutboundMessage,
     QuarantinedInput,
 )
+from gateway.ports import Store
 
 T0 = datetime(2026, 11, 30, 6, 45, 10, 123456, tzinfo=UTC)
 WIB = timezone(timedelta(hours=7))
@@ -387,9 +388,10 @@ async def test_naive_times_are_refused(store: SqliteStore) -> None:
 async def test_ping_answers_while_open_and_every_call_fails_cleanly_once_closed(
     store: SqliteStore,
 ) -> None:
-    await store.ping()
-    await store.close()
-    await store.close()
+    port: Store = store
+    await port.ping()
+    await port.close()
+    await port.close()
 
     with pytest.raises(StoreUnavailable):
         await store.ping()

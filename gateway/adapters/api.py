@@ -1,0 +1,42 @@
+"""The whole HTTP API: every route module's table, the router and ``/openapi.json``."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from aiohttp import web
+
+from gateway.access import ApiRole
+from gateway.adapters.http_api import INTAKE_ROUTES
+from gateway.adapters.openapi import openapi_document
+from gateway.adapters.routes import Answer, Route
+
+OPENAPI = web.AppKey("openapi", dict[str, Any])
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI])
+
+
+ROUTES: Sequence[Route] = (
+    *INTAKE_ROUTES,
+    Route(
+        "GET",
+        "/openapi.json",
+        get_openapi,
+        "getOpenApi",
+        "This document.",
+        answers={200: Answer("OpenAPI 3.1 document.")},
+    ),
+)
+
+_ROLES_BY_OPERATION = {route.operation_id: route.roles for route in ROUTES}
+
+
+def roles_of_route(operation_id: str | None) -> frozenset[ApiRole]:
+    return _ROLES_BY_OPERATION.get(operation_id or "", frozenset())
+
+
+def add_routes(app: web.Application) -> None:
+    app[OPENAPI] = openapi_document(ROUTES)
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler, name=route.operation_id)
