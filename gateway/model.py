@@ -30,6 +30,23 @@ class OutboundMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class Timer:
+    """A deadline that fires once, across restarts and processes.
+
+    ``kind`` names its handler (``sla.warning``, ``sla.breached``, ``delivery.at_risk``,
+    ``delivery.deadline_missed`` ...); ``subject`` is what it watches (an SOP step of
+    the case, a distribution id) and is how it is cancelled when the work is done.
+    """
+
+    timer_id: str
+    kind: str
+    case_id: str
+    subject: str
+    fire_at: datetime
+    data: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class AcceptedReport:
     """A valid source report, normalised, with what it makes the gateway send."""
 
@@ -39,6 +56,7 @@ class AcceptedReport:
     case: Case
     outgoing: tuple[OutboundMessage, ...]
     c112_deadline_at: datetime | None = None
+    timers: tuple[Timer, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """The ports the domain and the service layer talk through; adapters implement them."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -9,9 +9,11 @@ from gateway.model import (
     AcceptedReport,
     DeliveryAttempt,
     IntakeResult,
+    OutboundMessage,
     OutboxRow,
     PushResponse,
     QuarantinedInput,
+    Timer,
 )
 
 
@@ -42,6 +44,25 @@ class Store(Protocol):
         ...
 
     async def get_case(self, case_id: str) -> Case | None: ...
+
+    async def schedule_timers(self, timers: Sequence[Timer]) -> None:
+        """Add timers (those of an accepted report come with ``accept_report``)."""
+        ...
+
+    async def cancel_timers(self, *, subject: str) -> int:
+        """Cancel every unfired timer watching ``subject``; answers how many."""
+        ...
+
+    async def fire_due_timers(
+        self,
+        now: datetime,
+        limit: int,
+        handle: Callable[[Timer], Sequence[OutboundMessage]],
+    ) -> list[Timer]:
+        """In one transaction: take unfired timers due by ``now``, mark them fired, and
+        write the outbox rows ``handle`` (pure) makes of each. A timer fires once even
+        with several gateway processes."""
+        ...
 
     async def ping(self) -> None:
         """Raise ``StoreUnavailable`` unless the store answers."""
