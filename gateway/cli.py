@@ -81,6 +81,13 @@ def _export_schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_table(args: argparse.Namespace) -> int:
+    from gateway.settings import settings_table
+
+    print(settings_table(), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway",
@@ -111,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export-schemas", help="write the contracts' JSON Schemas")
     export.add_argument("--out", default="contracts/schemas")
     export.set_defaults(func=_export_schemas)
+
+    table = commands.add_parser("config-table", help="print every setting as a Markdown table")
+    table.set_defaults(func=_config_table)
     return parser
 
 

@@ -1,5 +1,6 @@
 """Typed settings, read from ``GATEWAY_*`` environment variables by the composition root only."""
 
+import json
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -90,3 +91,21 @@ class Settings(BaseSettings):
         if not self.database_url.startswith(prefix):
             raise ValueError(f"not a sqlite URL: {self.database_url.split(':', 1)[0]}")
         return Path(self.database_url[len(prefix) :])
+
+
+def settings_table() -> str:
+    """The README's configuration table, made from the fields above."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        default = info.get_default(call_default_factory=True)
+        if isinstance(default, SecretStr) and name.endswith("_url"):
+            shown = f"`{default.get_secret_value()}`"
+        elif isinstance(default, SecretStr) or "secret" in name or "token" in name:
+            shown = "(secret)" if default else "unset"
+        elif default is None:
+            shown = "unset"
+        else:
+            shown = f"`{json.dumps(default) if isinstance(default, list) else default}`"
+        env = f"`GATEWAY_{name.upper()}`"
+        rows.append(f"| {env} | {shown} | {info.description or ''} |")
+    return "\n".join(rows) + "\n"

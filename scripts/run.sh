@@ -6,12 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 mkdir -p var
+DEV_ENV_FILE="${DEV_ENV_FILE:-var/dev.env}"
 
-if [ ! -f var/dev.env ]; then
-  "$BIN/gateway" new-secret --env > var/dev.env
+if [ ! -f "$DEV_ENV_FILE" ]; then
+  "$BIN/gateway" new-secret --env > "$DEV_ENV_FILE"
 fi
-# shellcheck disable=SC1091
-set -a; . var/dev.env; set +a
+# shellcheck disable=SC1090
+set -a; . "$DEV_ENV_FILE"; set +a
 : "${GATEWAY_INBOUND_SECRET:=$DEV_INBOUND_SECRET}"
 : "${GATEWAY_HTTP_PORT:=8080}"
 export GATEWAY_INBOUND_SECRET GATEWAY_HTTP_PORT
@@ -32,7 +33,7 @@ fi
 
 cat <<MSG
 Gateway:        http://127.0.0.1:${GATEWAY_HTTP_PORT}/readyz   /metrics   /openapi.json
-Send a sample:  set -a; . var/dev.env; set +a
+Send a sample:  set -a; . ${DEV_ENV_FILE}; set +a; export GATEWAY_INBOUND_SECRET=\$DEV_INBOUND_SECRET
                 .venv/bin/gateway send-report tests/fixtures/valid-01-app-basic.json
 MSG
 "$BIN/gateway" serve &

@@ -56,7 +56,7 @@ class RunningGateway:
         return await SqliteStore.open(self.settings.sqlite_path())
 
 
-def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
+def settings_for_test(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "amqp_url": AMQP_URL,
         "database_url": f"sqlite:///{tmp_path / 'gateway.sqlite3'}",
@@ -75,7 +75,7 @@ async def running_gateway(tmp_path: Path, **overrides: Any) -> AsyncIterator[Run
     c112_secret = new_secret()
     sim = TestClient(TestServer(create_simulator_app(secret=c112_secret)))
     await sim.start_server()
-    settings = test_settings(
+    settings = settings_for_test(
         tmp_path,
         inbound_secret=inbound_secret,
         c112_secret=c112_secret,

@@ -1,9 +1,7 @@
 """The 112 simulator, driven over HTTP like the gateway and a drill operator drive it."""
 
 import asyncio
-import base64
 import json
-import secrets
 import socket
 import time
 import uuid
@@ -17,6 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pytest_aiohttp import AiohttpClient, AiohttpServer
+from samples import new_secret
 
 from contracts.receipt import Receipt, ReceiptStatus
 from gateway.adapters.push_client import HttpPusher
@@ -34,10 +33,6 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "c112"
 
 Client = TestClient[web.Request, web.Application]
 T = TypeVar("T")
-
-
-def new_secret() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 SECRET = new_secret()

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from multidict import CIMultiDict
+from samples import new_secret
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from gateway.errors import SignatureInvalid
@@ -23,10 +24,6 @@ from gateway.signing import (
 NOW = datetime(2026, 11, 30, 6, 45, 10, tzinfo=UTC)
 BODY = b'{"distribution_id":"0b6a4c1e","kind":"report","content":{"note":"Jl. Melati \xc2\xb7 12"}}'
 MSG_ID = "0b6a4c1e-8d1f-4f0e-9d55-3c1f8f6e2a10"
-
-
-def new_secret() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 SECRET = new_secret()
