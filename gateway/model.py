@@ -118,3 +118,54 @@ class PushResponse:
     latency_s: float
     headers: Mapping[str, str] = field(default_factory=dict)
     body_head: str = ""
+
+
+# Delivery: the parking lot and 112's functional receipts
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedMessage:
+    """A message a recipient could not take, kept with its reason until someone replays it.
+
+    ``attempt`` counts rounds through the retry ladder, ``tries`` single pushes.
+    ``parked_id`` is 0 until the store has it.
+    """
+
+    distribution_id: str
+    recipient: str
+    case_id: str
+    sequence: int
+    attempt: int
+    tries: int
+    reason: str
+    parked_at: datetime
+    body: bytes
+    deadline_at: datetime | None = None
+    error_class: str | None = None
+    parked_id: int = 0
+    replayed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedSelector:
+    """Which parked messages to list or replay; every field ``None`` means all of them."""
+
+    distribution_id: str | None = None
+    case_id: str | None = None
+    recipient: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptRecord:
+    """A functional acknowledgement from 112 for one distribution (S0 except ``reason``)."""
+
+    webhook_id: str
+    distribution_id: str
+    status: str
+    at: datetime
+    received_at: datetime
+    case_id: str | None = None
+    by_role: str | None = None
+    by_id: str | None = None
+    ticket: str | None = None
+    reason: str | None = None

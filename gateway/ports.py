@@ -7,12 +7,16 @@ from typing import Protocol
 from contracts.case import Case
 from gateway.model import (
     AcceptedReport,
+    AttemptOutcome,
     DeliveryAttempt,
     IntakeResult,
     OutboundMessage,
     OutboxRow,
+    ParkedMessage,
+    ParkedSelector,
     PushResponse,
     QuarantinedInput,
+    ReceiptRecord,
     Timer,
 )
 
@@ -62,6 +66,53 @@ class Store(Protocol):
         """In one transaction: take unfired timers due by ``now``, mark them fired, and
         write the outbox rows ``handle`` (pure) makes of each. A timer fires once even
         with several gateway processes."""
+        ...
+
+    # Delivery: per-case order, the parking lot, receipts
+
+    async def settle(
+        self,
+        *,
+        distribution_id: str,
+        recipient: str,
+        case_id: str,
+        sequence: int,
+        outcome: AttemptOutcome,
+        at: datetime,
+    ) -> None:
+        """Record that a message reached a final state for a recipient (delivered,
+        parked, gone); later messages of its case may then go."""
+        ...
+
+    async def earlier_unsettled(self, *, case_id: str, recipient: str, sequence: int) -> str | None:
+        """The distribution id of an earlier message of the case for this recipient that
+        is not settled yet, or ``None`` when nothing earlier is outstanding."""
+        ...
+
+    async def enqueue_outbound(self, messages: Sequence[OutboundMessage]) -> None:
+        """Add outbox rows for messages made after intake (status reports, replays)."""
+        ...
+
+    async def park(self, message: ParkedMessage) -> bool:
+        """Keep a parked message and settle it as parked; ``False`` when that message
+        is already waiting in the parking lot for that recipient."""
+        ...
+
+    async def parked(self, selector: ParkedSelector, limit: int = 1000) -> list[ParkedMessage]:
+        """Parked messages not replayed yet, oldest first."""
+        ...
+
+    async def mark_replayed(self, parked_ids: Sequence[int], at: datetime) -> None:
+        """Take messages out of the parking lot and unsettle them: they are pending again."""
+        ...
+
+    async def record_receipt(self, receipt: ReceiptRecord) -> tuple[ReceiptRecord, bool]:
+        """Keep a receipt (its case looked up from the outbox); answers it and whether its
+        ``webhook_id`` was recorded before (then nothing is written)."""
+        ...
+
+    async def receipts(self, *, case_id: str) -> list[ReceiptRecord]:
+        """The receipts of a case, oldest first."""
         ...
 
     async def ping(self) -> None:
