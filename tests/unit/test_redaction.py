@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from samples import valid_01_case
 
 from contracts.case import (
     Agency,
@@ -71,75 +72,6 @@ S2_CLEARED: dict[RecipientRole, frozenset[str]] = {
     DASHBOARD: frozenset(),
 }
 NOBODY_GETS = ("reporter", "narrative", "attachments", "victims[].nik")
-
-
-def valid_01_case(*, share_victim_data: bool = True) -> Case:
-    """tests/fixtures/valid-01-app-basic.json as the normaliser should make it."""
-    return Case(
-        case_id="urn:tangerangkota:kdrt:01JDXK7Q2M8W3V5T9R6N4B2C1A",
-        source=Source(system="si-lacak-perak", channel=Channel.APP, reference="SLP-20261130-0001"),
-        received_at=datetime(2026, 11, 30, 6, 45, 10, 398000, tzinfo=UTC),
-        reported_at=datetime(2026, 11, 30, 6, 45, 10, tzinfo=UTC),
-        violence_forms=[ViolenceForm.PHYSICAL, ViolenceForm.PSYCHOLOGICAL],
-        risk=Risk(
-            level=RiskLevel.HIGH,
-            immediate_danger=True,
-            perpetrator_present=True,
-            weapon=False,
-            injury=True,
-            child_involved=True,
-            disability=False,
-            pregnancy=False,
-        ),
-        needs_other_agencies=True,
-        requested_agencies=[Agency.POLICE],
-        location=Location(
-            kecamatan=Area(code="36.71.11", name="Pinang"),
-            kelurahan=Area(code="36.71.11.1002", name="Sudimara Pinang"),
-            address="Jl. Melati No. 12",
-            rt="003",
-            rw="005",
-            landmark="dekat masjid",
-            point=Point(lat=-6.2301, lon=106.6612, accuracy_m=15),
-        ),
-        place_category=PlaceCategory.HOUSEHOLD,
-        narrative="Pelapor mendengar teriakan dan suara benturan dari rumah korban.",
-        reporter=Reporter(
-            name="Siti Rahmawati",
-            phone="+6281200007801",
-            relation="tetangga",
-            role=ReporterRole.NEIGHBOUR,
-            anonymous=False,
-        ),
-        callback=Callback(phone="+6281200007801", role=ReporterRole.NEIGHBOUR),
-        victims=[
-            Victim(
-                name="Dewi Lestari",
-                nik="3671114107970001",
-                sex=Sex.FEMALE,
-                age=29,
-                age_band="25-34",
-                is_child=False,
-                phone="+6281200007802",
-                disability=False,
-                pregnant=False,
-                injuries="memar di lengan kiri",
-            )
-        ],
-        perpetrators=[
-            Perpetrator(
-                name="Budi Santoso",
-                sex=Sex.MALE,
-                age=33,
-                age_band="25-34",
-                relationship=Relationship.HUSBAND,
-                present=True,
-                armed=False,
-            )
-        ],
-        attachments=[Attachment(url="https://silacakperak.example/lampiran/1.jpg")],
-        consent=Consent(share_victim_data=share_victim_data),
-    )
 
 
 def fixture_content(name: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from samples import valid_01_case
 
 from contracts.case import Case, RiskLevel
 from contracts.envelope import SENDER_ID, DistributionStatus, Envelope, RecipientRole
@@ -16,79 +17,6 @@ FIXTURES = Path(__file__).parent.parent / "fixtures"
 NOW = datetime(2026, 11, 30, 6, 45, 10, 398000, tzinfo=UTC)
 ENVELOPE_TIMES = ("sent_at", "deadline_at", "expires_at")
 CONTENT_TIMES = ("received_at", "reported_at")
-
-
-def valid_01_case(**changes: Any) -> Case:
-    """tests/fixtures/valid-01-app-basic.json as the normaliser should make it."""
-    case = Case.model_validate(
-        {
-            "case_id": "urn:tangerangkota:kdrt:01JDXK7Q2M8W3V5T9R6N4B2C1A",
-            "source": {
-                "system": "si-lacak-perak",
-                "channel": "app",
-                "reference": "SLP-20261130-0001",
-            },
-            "received_at": NOW,
-            "reported_at": "2026-11-30T06:45:10Z",
-            "violence_forms": ["physical", "psychological"],
-            "risk": {
-                "level": "high",
-                "immediate_danger": True,
-                "perpetrator_present": True,
-                "weapon": False,
-                "injury": True,
-                "child_involved": True,
-                "disability": False,
-                "pregnancy": False,
-            },
-            "needs_other_agencies": True,
-            "requested_agencies": ["police"],
-            "location": {
-                "kecamatan": {"code": "36.71.11", "name": "Pinang"},
-                "kelurahan": {"code": "36.71.11.1002", "name": "Sudimara Pinang"},
-                "address": "Jl. Melati No. 12",
-                "rt": "003",
-                "rw": "005",
-                "landmark": "dekat masjid",
-                "point": {"lat": -6.2301, "lon": 106.6612, "accuracy_m": 15},
-            },
-            "place_category": "household",
-            "narrative": "Pelapor mendengar teriakan dari rumah korban.",
-            "reporter": {
-                "name": "Siti Rahmawati",
-                "phone": "+6281200007801",
-                "relation": "tetangga",
-                "role": "neighbour",
-                "anonymous": False,
-            },
-            "callback": {"phone": "+6281200007801", "role": "neighbour"},
-            "victims": [
-                {
-                    "name": "Dewi Lestari",
-                    "sex": "female",
-                    "age": 29,
-                    "age_band": "25-34",
-                    "is_child": False,
-                    "phone": "+6281200007802",
-                    "disability": False,
-                    "pregnant": False,
-                    "injuries": "memar di lengan kiri",
-                }
-            ],
-            "perpetrators": [
-                {
-                    "name": "Budi Santoso",
-                    "sex": "male",
-                    "age": 33,
-                    "relationship": "husband",
-                    "present": True,
-                    "armed": False,
-                }
-            ],
-            "consent": {"share_victim_data": True},
-        }
-    )
-    return case.model_copy(update=changes)
 
 
 def ids(*values: str) -> Callable[[], str]:
