@@ -53,7 +53,7 @@ SENSITIVE_KEYS = CONTRACT_SENSITIVE_KEYS | SOURCE_SENSITIVE_KEYS
 
 _NIK = re.compile(r"(?<!\d)\d{16}(?!\d)")
 _PHONE = re.compile(
-    r"(?<![\d.])"
+    r"(?<![\d.])(?<!\d:)"
     r"(?:\+62[\s.-]?(?:\(0\)[\s.-]?)?|62(?=[\s.-]?8)[\s.-]?|\(?0)"
     r"[2-9]\d?\)?(?:[\s.-]{0,2}\d){6,11}(?!\d)"
 )

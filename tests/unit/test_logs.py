@@ -242,3 +242,11 @@ def test_scrub_personal_data(event: dict[str, Any], scrubbed: dict[str, Any]) ->
 )
 def test_scrub_text(text: str, scrubbed: str) -> None:
     assert scrub_text(text) == scrubbed
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-11-30T06:24:09.878794Z", "06:24:09.878794", "latency 0.912345 s", "2026-11-30"],
+)
+def test_times_and_numbers_that_are_not_phones_survive(text: str) -> None:
+    assert scrub_text(text) == text
