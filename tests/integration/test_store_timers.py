@@ -1,0 +1,232 @@
+"""Timers in the SQLite store: scheduled, cancelled, fired once — also by two stores at once."""
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from samples import valid_01_case
+
+from gateway.adapters.store_sqlite import SqliteStore
+from gateway.model import AcceptedReport, Destination, OutboundMessage, Timer
+from gateway.timer_service import TimerService
+
+T0 = datetime(2026, 11, 30, 6, 45, 10, tzinfo=UTC)
+CASE = valid_01_case(received_at=T0)
+
+
+def timer(n: int, at: datetime, *, subject: str = "s", kind: str = "test.kind") -> Timer:
+    return Timer(
+        timer_id=f"timer-{n}",
+        kind=kind,
+        case_id=CASE.case_id,
+        subject=subject,
+        fire_at=at,
+        data={"n": str(n)},
+    )
+
+
+def message_of(t: Timer) -> list[OutboundMessage]:
+    return [
+        OutboundMessage(
+            destination=Destination.EVENTS,
+            routing_key="test.fired.-.-",
+            message_id=f"msg-{t.timer_id}",
+            case_id=t.case_id,
+            sequence=1,
+            body=t.data["n"].encode(),
+        )
+    ]
+
+
+async def accept(store: SqliteStore, timers: Sequence[Timer] = ()) -> None:
+    await store.accept_report(
+        AcceptedReport(
+            source_system="si-lacak-perak",
+            source_reference=CASE.source.reference,
+            raw=b"{}",
+            case=CASE,
+            outgoing=(),
+            timers=tuple(timers),
+        )
+    )
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    opened = await SqliteStore.open(tmp_path / "store.sqlite3")
+    await accept(opened)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def fired_ids(store: SqliteStore) -> set[str]:
+    return {t.timer_id for t, fired_at in await store.timers_of(CASE.case_id) if fired_at}
+
+
+async def outbox_ids(store: SqliteStore) -> list[str]:
+    return [row.message.message_id for row in await store.pending_outbox(10_000)]
+
+
+async def test_only_due_timers_fire_and_write_their_messages(store: SqliteStore) -> None:
+    await store.schedule_timers([timer(1, T0), timer(2, T0 + timedelta(seconds=5))])
+
+    fired = await store.fire_due_timers(T0 + timedelta(seconds=1), 10, message_of)
+
+    assert [t.timer_id for t in fired] == ["timer-1"]
+    assert fired[0].data == {"n": "1"}
+    assert fired[0].fire_at == T0
+    assert await outbox_ids(store) == ["msg-timer-1"]
+    assert await store.fire_due_timers(T0 + timedelta(seconds=1), 10, message_of) == []
+
+    later = await store.fire_due_timers(T0 + timedelta(seconds=5), 10, message_of)
+    assert [t.timer_id for t in later] == ["timer-2"]
+    assert await outbox_ids(store) == ["msg-timer-1", "msg-timer-2"]
+
+
+async def test_the_limit_takes_the_earliest_first(store: SqliteStore) -> None:
+    await store.schedule_timers([timer(n, T0 + timedelta(seconds=10 - n)) for n in range(5)])
+
+    fired = await store.fire_due_timers(T0 + timedelta(minutes=1), 2, message_of)
+
+    assert [t.timer_id for t in fired] == ["timer-4", "timer-3"]
+
+
+async def test_cancelled_timers_never_fire(store: SqliteStore) -> None:
+    await store.schedule_timers(
+        [timer(1, T0, subject="a"), timer(2, T0, subject="a"), timer(3, T0, subject="b")]
+    )
+
+    assert await store.cancel_timers(subject="a") == 2
+    assert await store.cancel_timers(subject="a") == 0
+
+    fired = await store.fire_due_timers(T0 + timedelta(seconds=1), 10, message_of)
+    assert [t.timer_id for t in fired] == ["timer-3"]
+    assert await store.cancel_timers(subject="b") == 0, "a fired timer is not cancelled"
+
+
+async def test_a_failing_handler_leaves_the_timer_unfired(store: SqliteStore) -> None:
+    await store.schedule_timers([timer(1, T0), timer(2, T0)])
+
+    def explode(t: Timer) -> list[OutboundMessage]:
+        if t.timer_id == "timer-2":
+            raise RuntimeError("handler bug")
+        return message_of(t)
+
+    with pytest.raises(RuntimeError):
+        await store.fire_due_timers(T0, 10, explode)
+
+    assert await fired_ids(store) == set()
+    assert await outbox_ids(store) == []
+    assert len(await store.fire_due_timers(T0, 10, message_of)) == 2
+
+
+async def test_accepting_a_report_schedules_its_timers(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "store.sqlite3")
+    try:
+        await accept(store, [timer(1, T0), timer(2, T0 + timedelta(hours=1))])
+        await accept(store, [timer(3, T0)])  # the same report again: nothing written
+
+        assert [t.timer_id for t, _ in await store.timers_of(CASE.case_id)] == [
+            "timer-1",
+            "timer-2",
+        ]
+    finally:
+        await store.close()
+
+
+async def test_timers_survive_reopening_the_store(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    first = await SqliteStore.open(path)
+    await accept(first, [timer(1, T0), timer(2, T0)])
+    assert len(await first.fire_due_timers(T0, 1, message_of)) == 1
+    await first.close()
+
+    second = await SqliteStore.open(path)
+    try:
+        fired = await second.fire_due_timers(T0, 10, message_of)
+        assert [t.timer_id for t in fired] == ["timer-2"]
+    finally:
+        await second.close()
+
+
+async def test_two_stores_on_one_file_fire_each_timer_once(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    stores = [await SqliteStore.open(path), await SqliteStore.open(path)]
+    try:
+        await accept(stores[0], [timer(n, T0 + timedelta(milliseconds=n)) for n in range(300)])
+        taken: list[list[str]] = [[], []]
+
+        async def drain(index: int) -> None:
+            while True:
+                batch = await stores[index].fire_due_timers(T0 + timedelta(hours=1), 7, message_of)
+                if not batch:
+                    return
+                taken[index].extend(t.timer_id for t in batch)
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(drain(0), drain(1))
+
+        assert taken[0], "both stores should have taken part"
+        assert taken[1], "both stores should have taken part"
+        assert sorted(taken[0] + taken[1]) == sorted(f"timer-{n}" for n in range(300))
+        assert len(set(taken[0]) & set(taken[1])) == 0
+        assert len(await outbox_ids(stores[1])) == 300
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_the_timer_service_fires_by_kind_and_wakes_the_relay(store: SqliteStore) -> None:
+    now = T0 + timedelta(minutes=1)
+    await store.schedule_timers(
+        [
+            timer(1, T0, kind="test.kind"),
+            timer(2, T0, kind="unknown.kind"),
+            timer(3, now + timedelta(seconds=1), kind="test.kind"),
+        ]
+    )
+    woken: list[int] = []
+    errors: list[tuple[str, object]] = []
+    service = TimerService(
+        store,
+        clock=lambda: now,
+        handlers={"test.kind": message_of},
+        poll_interval_s=60,
+        on_fired=lambda: woken.append(1),
+        on_error=lambda event, fields: errors.append((event, fields["kind"])),
+        batch=1,
+    )
+
+    fired = await service.fire_due()
+
+    assert sorted(t.timer_id for t in fired) == ["timer-1", "timer-2"]
+    assert woken == [1]
+    assert errors == [("timer.no_handler", "unknown.kind")]
+    assert await outbox_ids(store) == ["msg-timer-1"]
+    assert await service.fire_due() == []
+    assert woken == [1], "nothing fired, nothing to publish"
+
+
+async def test_a_woken_timer_service_fires_without_waiting_for_its_poll(
+    store: SqliteStore,
+) -> None:
+    now = [T0]
+    service = TimerService(
+        store, clock=lambda: now[0], handlers={"test.kind": message_of}, poll_interval_s=60
+    )
+    service.start()
+    try:
+        await asyncio.sleep(0.05)
+        await store.schedule_timers([timer(1, T0 + timedelta(seconds=1))])
+        now[0] = T0 + timedelta(seconds=2)
+        service.wake()
+        async with asyncio.timeout(5):
+            while not await fired_ids(store):  # noqa: ASYNC110 - the store has no signal
+                await asyncio.sleep(0.01)
+    finally:
+        await service.stop()
+    assert await fired_ids(store) == {"timer-1"}
