@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck unit integration services schemas clean
+.PHONY: run test lint typecheck unit integration services schemas clean bench bench-smoke
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,17 @@ test: $(STAMP) services lint typecheck
 
 schemas: $(STAMP)
 	$(BIN)/gateway export-schemas
+
+# The benchmark (not part of `make test`): every scenario, at most about 30 minutes,
+# results into docs/performance.md. CONDITIONS="..." labels how quiet the machine was.
+bench: $(STAMP)
+	scripts/ensure-services.sh rabbitmq
+	$(BIN)/python -m bench --all --conditions "$(CONDITIONS)" \
+		--markdown docs/performance.md --notes bench/notes.md --json-out bench/results/latest.json
+
+bench-smoke: $(STAMP)
+	scripts/ensure-services.sh rabbitmq
+	$(BIN)/python -m bench smoke
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

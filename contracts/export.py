@@ -11,6 +11,9 @@ from contracts.envelope import Envelope
 from contracts.problem import Problem
 from contracts.receipt import Receipt
 from contracts.si_lacak_perak import LaporanSiLacakPerak
+from contracts.status_report import SlaEvent, StatusReport
+from contracts.subscription import NewSubscription, SubscriptionCreated, SubscriptionList
+from contracts.workflow import CaseEventRequest, CaseView, SimfoniExport, SlaReport
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "kdrt-case-1": Case,
@@ -19,6 +22,17 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "c112-receipt": Receipt,
     "case-accepted": CaseAccepted,
     "problem": Problem,
+    # SOP 357 workflow (issue 4)
+    "status-report-1": StatusReport,
+    "sla-event-1": SlaEvent,
+    "case-event": CaseEventRequest,
+    "case-view": CaseView,
+    "sla-report": SlaReport,
+    "simfoni-export": SimfoniExport,
+    # partner subscriptions (issue 5)
+    "subscription-new": NewSubscription,
+    "subscription-created": SubscriptionCreated,
+    "subscription-list": SubscriptionList,
 }
 
 

@@ -73,11 +73,64 @@ def _send_report(args: argparse.Namespace) -> int:
         return 1
 
 
+def _replay(args: argparse.Namespace) -> int:
+    """Put parked messages back on their delivery queue (same webhook-id, a new attempt)."""
+    from gateway.bootstrap import replay_parked
+    from gateway.model import ParkedSelector
+    from gateway.settings import Settings
+
+    selector = ParkedSelector(distribution_id=args.id, case_id=args.case, recipient=args.recipient)
+    if selector == ParkedSelector() and not args.all:
+        print("name --id, --case or --recipient, or pass --all", file=sys.stderr)
+        return 2
+    replayed = asyncio.run(replay_parked(Settings(), selector))
+    for parked in replayed:
+        print(parked.distribution_id, parked.recipient, parked.case_id, sep="\t")
+    print(f"replayed {len(replayed)}", file=sys.stderr)
+    return 0
+
+
 def _export_schemas(args: argparse.Namespace) -> int:
     from contracts.export import write_schemas
+    from gateway.adapters.asyncapi import write_asyncapi
 
     for path in write_schemas(Path(args.out)):
         print(path)
+    print(write_asyncapi(Path(args.asyncapi)))
+    return 0
+
+
+# ---- Partner agencies (issue 5) ----
+
+
+def _partner_access(args: argparse.Namespace) -> int:
+    """Print the rabbitmqctl commands of a broker user that can read one partner queue."""
+    from gateway.partner_access import partner_access, vhost_of
+    from gateway.settings import Settings
+
+    settings = Settings()
+    try:
+        access = partner_access(
+            args.namespace or settings.namespace,
+            args.agency,
+            password=secrets.token_urlsafe(24),
+            vhost=args.vhost or vhost_of(settings.amqp_url.get_secret_value()),
+            user=args.user,
+        )
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(access.script(), end="")
+    return 0
+
+
+def _simulate_partner(args: argparse.Namespace) -> int:
+    """The 112 simulator's receiver serves as a partner's: same signatures, modes, records."""
+    from gateway.adapters.simulator_112 import run_simulator
+
+    print(f"partner simulator listening on http://{args.host}:{args.port}/", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_simulator(args.host, args.port, args.secret))
     return 0
 
 
@@ -115,9 +168,39 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--secret", help="default: GATEWAY_INBOUND_SECRET")
     send.set_defaults(func=_send_report)
 
+    replay = commands.add_parser(
+        "replay", help="put parked messages back on their delivery queue (same webhook-id)"
+    )
+    replay.add_argument("--id", help="one distribution id")
+    replay.add_argument("--case", help="every parked message of a case")
+    replay.add_argument("--recipient", help="every parked message of a recipient (c112...)")
+    replay.add_argument("--all", action="store_true", help="every parked message")
+    replay.set_defaults(func=_replay)
+
     export = commands.add_parser("export-schemas", help="write the contracts' JSON Schemas")
     export.add_argument("--out", default="contracts/schemas")
+    export.add_argument("--asyncapi", default="contracts/asyncapi.json")
     export.set_defaults(func=_export_schemas)
+
+    access = commands.add_parser(
+        "partner-access",
+        help="print the rabbitmqctl commands of a broker user that reads one partner queue",
+    )
+    access.add_argument("agency", help="the subscription's agency_id")
+    access.add_argument("--vhost", help="default: the vhost of GATEWAY_AMQP_URL")
+    access.add_argument("--namespace", help="default: GATEWAY_NAMESPACE")
+    access.add_argument("--user", help="default: <namespace>-partner-<agency>")
+    access.set_defaults(func=_partner_access)
+
+    partner_sim = commands.add_parser(
+        "simulate-partner", help="run a partner agency's webhook receiver (drills, tests)"
+    )
+    partner_sim.add_argument("--host", default="127.0.0.1")
+    partner_sim.add_argument("--port", type=int, default=8113)
+    partner_sim.add_argument(
+        "--secret", required=True, help="the subscription's whsec_ secret (shown at creation)"
+    )
+    partner_sim.set_defaults(func=_simulate_partner)
 
     table = commands.add_parser("config-table", help="print every setting as a Markdown table")
     table.set_defaults(func=_config_table)

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from contracts.envelope import DistributionStatus
 from contracts.problem import FieldError
-from gateway import routing, si_lacak_perak, wilayah
+from gateway import escalation, routing, si_lacak_perak, wilayah, workflow
 from gateway.errors import InvalidReport
 from gateway.model import AcceptedReport, IntakeResult, QuarantinedInput
 from gateway.ports import Store
@@ -25,6 +25,7 @@ class IntakeService:
     on_committed: Callable[[], None]
     sender_id: str
     status: DistributionStatus
+    sla_scale: float = 1.0
 
     async def receive_si_lacak_perak(self, raw: bytes, report: object) -> IntakeResult:
         """Normalise, route and store one report. Raises ``InvalidReport`` after quarantining it."""
@@ -36,9 +37,10 @@ class IntakeService:
         except InvalidReport as exc:
             await self.refuse(raw, reason="invalid_report", errors=exc.errors, at=received_at)
             raise
+        kecamatan_slug = wilayah.kecamatan_slug(case.location.kecamatan.code)
         plan = routing.plan_intake(
             case,
-            kecamatan_slug=wilayah.kecamatan_slug(case.location.kecamatan.code),
+            kecamatan_slug=kecamatan_slug,
             now=received_at,
             new_id=self.new_distribution_id,
             sender_id=self.sender_id,
@@ -52,6 +54,22 @@ class IntakeService:
                 case=case,
                 outgoing=plan.outgoing,
                 c112_deadline_at=plan.c112_deadline_at,
+                timers=tuple(
+                    timer
+                    for message in plan.outgoing
+                    for timer in escalation.escalation_timers(
+                        message,
+                        sent_at=received_at,
+                        kecamatan_slug=kecamatan_slug,
+                        risk=case.risk.level.value,
+                    )
+                )
+                + workflow.sla_timers(
+                    case,
+                    workflow.start(case, self.sla_scale).steps,
+                    kecamatan_slug=kecamatan_slug,
+                    new_id=self.new_distribution_id,
+                ),
             )
         )
         if not result.duplicate:

@@ -169,3 +169,25 @@ class ReceiptRecord:
     by_id: str | None = None
     ticket: str | None = None
     reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryLogQuery:
+    """A filter over the delivery log; ``after_id`` pages forward (the live tail)."""
+
+    after_id: int = 0
+    case_id: str | None = None
+    distribution_id: str | None = None
+    recipient: str | None = None
+    outcome: AttemptOutcome | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedAttempt:
+    """A delivery-log row with its id, the cursor of the live tail."""
+
+    log_id: int
+    attempt: DeliveryAttempt

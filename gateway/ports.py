@@ -5,6 +5,8 @@ from datetime import datetime
 from typing import Protocol
 
 from contracts.case import Case
+from contracts.subscription import SubscriptionStatus
+from gateway.case_messages import CaseDecision
 from gateway.model import (
     AcceptedReport,
     AttemptOutcome,
@@ -19,6 +21,8 @@ from gateway.model import (
     ReceiptRecord,
     Timer,
 )
+from gateway.partners import Subscription
+from gateway.workflow import CaseSnapshot
 
 
 class Store(Protocol):
@@ -115,6 +119,16 @@ class Store(Protocol):
         """The receipts of a case, oldest first."""
         ...
 
+    # Security: replayed inbound messages
+
+    async def remember_webhook_id(
+        self, webhook_id: str, *, signed_at: int, seen_at: datetime, keep_until: datetime
+    ) -> bool:
+        """Record a verified inbound message by its ``webhook-id`` and signed timestamp;
+        ``False`` when that message was taken before (a replay). Forgets rows whose
+        ``keep_until`` has passed."""
+        ...
+
     async def ping(self) -> None:
         """Raise ``StoreUnavailable`` unless the store answers."""
         ...
@@ -134,3 +148,77 @@ class Pusher(Protocol):
 
 class Clock(Protocol):
     def __call__(self) -> datetime: ...
+
+
+# ---- Partner subscriptions (issue 5) ----
+
+
+class SubscriptionStore(Protocol):
+    """Durable partner subscriptions, secrets included."""
+
+    async def add_subscription(self, subscription: Subscription) -> None: ...
+
+    async def subscriptions(self) -> list[Subscription]:
+        """Every subscription, oldest first."""
+        ...
+
+    async def subscription(self, subscription_id: str) -> Subscription | None: ...
+
+    async def set_subscription_status(
+        self, subscription_id: str, status: SubscriptionStatus, at: datetime
+    ) -> Subscription | None:
+        """Answers the subscription as changed, ``None`` when there is no such one."""
+        ...
+
+    async def remove_subscription(self, subscription_id: str) -> bool: ...
+
+
+class PartnerChannels(Protocol):
+    """The broker side of subscriptions: each one's queue and, for webhooks, its worker."""
+
+    def queue_of(self, subscription: Subscription) -> str:
+        """The queue that holds the subscription's messages."""
+        ...
+
+    async def open(self, subscription: Subscription) -> None:
+        """Declare its queue; start delivering when it is an active webhook subscription."""
+        ...
+
+    async def pause(self, subscription: Subscription) -> None:
+        """Stop delivering; its queue keeps filling."""
+        ...
+
+    async def resume(self, subscription: Subscription) -> None: ...
+
+    async def close(
+        self, subscription: Subscription, remaining: Sequence[Subscription] = ()
+    ) -> None:
+        """Stop delivering and delete its queue, messages included; ``remaining`` are the
+        subscriptions left, whose patterns stay bound."""
+        ...
+
+
+# ---- SOP workflow (issue 4) ----
+
+
+class CaseStore(Protocol):
+    """Each case's place in SOP 357, its event history and its SLA marks."""
+
+    async def case_snapshot(self, case_id: str) -> CaseSnapshot | None: ...
+
+    async def apply_case_event(
+        self, case_id: str, decide: Callable[[CaseSnapshot], CaseDecision]
+    ) -> CaseDecision | None:
+        """In one transaction: read the case, let ``decide`` (pure) judge the event, and
+        write the workflow, the history entry, the timers and the outbox rows it decided.
+        ``None`` when there is no such case; whatever ``decide`` raises rolls it all back."""
+        ...
+
+    async def case_snapshots(
+        self,
+        *,
+        received_between: tuple[datetime, datetime] | None = None,
+        ended_between: tuple[datetime, datetime] | None = None,
+    ) -> list[CaseSnapshot]:
+        """Cases received (or ended) in ``[from, to)``, oldest first."""
+        ...

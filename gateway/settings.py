@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///var/gateway.sqlite3"
@@ -78,12 +78,63 @@ class Settings(BaseSettings):
     log_json: bool | None = Field(None, description="Force JSON logs (default: when not a TTY).")
     log_level: str = Field("info", description="debug, info, warning or error.")
 
+    # Security (issue 7): limits and TLS
+    body_timeout_s: float = Field(
+        10.0, gt=0, description="A request body must arrive within this (seconds), else 408."
+    )
+    rate_limit_per_s: float = Field(
+        20.0, gt=0, description="Requests per second each source IP and each token may make."
+    )
+    rate_limit_burst: int = Field(
+        100, ge=1, description="Requests a source IP or token may make at once before 429."
+    )
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate (chain) the HTTP server serves TLS with."
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of GATEWAY_TLS_CERT_FILE.")
+    # Delivery
+    c112_failover_url: str | None = Field(
+        None,
+        description="Second 112 endpoint: a message at risk (80 % of its deadline) also goes here.",
+    )
+    breaker_threshold: int = Field(
+        5, ge=1, description="Consecutive failed pushes that open a recipient's circuit breaker."
+    )
+    breaker_cool_down_s: float = Field(
+        30.0, gt=0, description="Seconds an open circuit breaker waits before one probe push."
+    )
+    delivery_concurrency: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="Pushes in flight per recipient, taken earliest deadline first.",
+    )
+
+    # SOP workflow
+    sla_scale: float = Field(
+        1.0,
+        gt=0,
+        description=(
+            "Divides every SOP 357 time standard, for drills and tests; anything but 1 is "
+            "logged loudly at start and shown on /readyz."
+        ),
+    )
+    sla_timer_poll_s: float = Field(
+        1.0, gt=0, description="How often due SLA and delivery timers are looked for (seconds)."
+    )
+
     @field_validator("retry_delays_s")
     @classmethod
     def _ascending(cls, value: list[int]) -> list[int]:
         if not value or any(d <= 0 for d in value) or value != sorted(value):
             raise ValueError("retry delays must be positive and ascending")
         return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> "Settings":
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE together")
+        return self
 
     def sqlite_path(self) -> Path:
         """The SQLite file of a ``sqlite:///`` database URL."""

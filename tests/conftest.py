@@ -3,6 +3,9 @@
 import os
 
 import pytest
+from log_scan import RUN_SCAN
+
+from gateway.logs import configure_logging
 
 
 @pytest.fixture(autouse=True)
@@ -10,3 +13,23 @@ def _no_gateway_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("GATEWAY_"):
             monkeypatch.delenv(name)
+
+
+# --- Whole-run log scan (issue 7): no log line of the run may carry fixture personal data ---
+
+
+@pytest.fixture(autouse=True)
+def _logs_go_through_the_scan() -> None:
+    configure_logging(json=True, level="debug", stream=RUN_SCAN)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not RUN_SCAN.leaks:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_line(f"personal data in {len(RUN_SCAN.leaks)} log line(s):", red=True)
+        for line in RUN_SCAN.report():
+            reporter.write_line("  " + line, red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -7,7 +7,11 @@ from aiohttp import web
 
 from gateway.access import ApiRole
 from gateway.adapters.http_api import INTAKE_ROUTES
+from gateway.adapters.http_cases import CASE_ROUTES
+from gateway.adapters.http_delivery import DELIVERY_ROUTES
+from gateway.adapters.http_subscriptions import SUBSCRIPTION_ROUTES
 from gateway.adapters.openapi import openapi_document
+from gateway.adapters.ops_console import OPS_ROUTES
 from gateway.adapters.routes import Answer, Route
 
 OPENAPI = web.AppKey("openapi", dict[str, Any])
@@ -19,6 +23,10 @@ async def get_openapi(request: web.Request) -> web.Response:
 
 ROUTES: Sequence[Route] = (
     *INTAKE_ROUTES,
+    *CASE_ROUTES,
+    *DELIVERY_ROUTES,
+    *SUBSCRIPTION_ROUTES,
+    *OPS_ROUTES,
     Route(
         "GET",
         "/openapi.json",
@@ -26,6 +34,7 @@ ROUTES: Sequence[Route] = (
         "getOpenApi",
         "This document.",
         answers={200: Answer("OpenAPI 3.1 document.")},
+        public=True,
     ),
 )
 

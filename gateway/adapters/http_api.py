@@ -1,7 +1,7 @@
 """Intake from Si Lacak Perak, health, readiness and metrics."""
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -12,7 +12,12 @@ from contracts.case import CaseAccepted
 from contracts.si_lacak_perak import LaporanSiLacakPerak
 from gateway import signing
 from gateway.adapters.problems import problem_response
-from gateway.adapters.request_body import BodyRefused, parse_json, read_json_bytes
+from gateway.adapters.request_body import (
+    DEFAULT_BODY_TIMEOUT_S,
+    BodyRefused,
+    parse_json,
+    read_json_bytes,
+)
 from gateway.adapters.routes import Answer, Route, problem_answer
 from gateway.errors import InvalidReport, NotReady, SignatureInvalid, StoreUnavailable
 from gateway.intake import IntakeService
@@ -32,8 +37,10 @@ class HttpContext:
         registry: CollectorRegistry,
         clock: Callable[[], datetime],
         notes: Mapping[str, str] | None = None,
+        body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
     ) -> None:
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
         self.registry = registry
         self.clock = clock
         self.notes = dict(notes or {})
@@ -73,12 +80,45 @@ def _refusal(ctx: HttpContext, status: int, slug: str, detail: str, **kwargs: An
     return problem_response(status, slug=slug, detail=detail, **kwargs)
 
 
+class _Replayed(Exception):
+    """A correctly signed message that was taken before."""
+
+
+async def _take_once(ctx: HttpContext, msg_id: str, signed_at: int) -> None:
+    """Remember a verified message; raises ``_Replayed`` when it was taken before.
+
+    A message is its ``webhook-id`` with its signed timestamp: a sender retrying signs
+    again with a fresh timestamp (its retry is answered by ``id_laporan``), while a
+    captured request sent again cannot change either without the secret.
+    """
+    keep_until = datetime.fromtimestamp(signed_at, UTC) + timedelta(
+        seconds=signing.DEFAULT_TOLERANCE_S
+    )
+    fresh = await ctx.intake.store.remember_webhook_id(
+        msg_id, signed_at=signed_at, seen_at=ctx.clock(), keep_until=keep_until
+    )
+    if not fresh:
+        raise _Replayed
+
+
+def _store_unavailable(ctx: HttpContext) -> web.Response:
+    log.error("store_unavailable")
+    return _refusal(
+        ctx,
+        503,
+        "store-unavailable",
+        "The report could not be stored durably; send it again.",
+        headers={"Retry-After": "5"},
+    )
+
+
 async def post_si_lacak_perak(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     raw = b""
     try:
-        raw = await read_json_bytes(request, ctx.max_body_bytes)
-        msg_id, _ = signing.verify(ctx.inbound_secrets, request.headers, raw, ctx.clock())
+        raw = await read_json_bytes(request, ctx.max_body_bytes, ctx.body_timeout_s)
+        msg_id, signed_at = signing.verify(ctx.inbound_secrets, request.headers, raw, ctx.clock())
+        await _take_once(ctx, msg_id, signed_at)
         report = parse_json(raw)
     except BodyRefused as refused:
         await ctx.intake.refuse(
@@ -92,6 +132,12 @@ async def post_si_lacak_perak(request: web.Request) -> web.Response:
     except SignatureInvalid as exc:
         await ctx.intake.refuse(raw, reason="signature_invalid", content_type=request.content_type)
         return _refusal(ctx, 401, "signature-invalid", str(exc))
+    except _Replayed:
+        await ctx.intake.refuse(raw, reason="webhook_replayed", content_type=request.content_type)
+        detail = "replay: this webhook-id with this webhook-timestamp was taken before"
+        return _refusal(ctx, 401, "webhook-replayed", detail)
+    except StoreUnavailable:
+        return _store_unavailable(ctx)
     structlog.contextvars.bind_contextvars(webhook_id=msg_id)
     try:
         result = await ctx.intake.receive_si_lacak_perak(raw, report)
@@ -101,14 +147,7 @@ async def post_si_lacak_perak(request: web.Request) -> web.Response:
             ctx, 422, "invalid-report", "The report has invalid fields.", errors=exc.errors
         )
     except StoreUnavailable:
-        log.error("store_unavailable")
-        return _refusal(
-            ctx,
-            503,
-            "store-unavailable",
-            "The report could not be stored durably; send it again.",
-            headers={"Retry-After": "5"},
-        )
+        return _store_unavailable(ctx)
     structlog.contextvars.bind_contextvars(case_id=result.case_id)
     outcome = "duplicate" if result.duplicate else "accepted"
     ctx.intake_outcomes.labels("si-lacak-perak", outcome).inc()
@@ -170,11 +209,16 @@ INTAKE_ROUTES: Sequence[Route] = (
                 CaseAccepted,
             ),
             400: problem_answer("The body is not UTF-8 JSON."),
-            401: problem_answer("Missing, bad or stale signature."),
+            401: problem_answer(
+                "Missing, bad or stale signature, or a replay of a message already taken."
+            ),
+            408: problem_answer("The body did not arrive in time."),
             413: problem_answer("The body is too large."),
             415: problem_answer("The body is not application/json."),
             422: problem_answer(
-                "The report has invalid fields; each is named by its JSON pointer."
+                "The report has invalid fields, or its JSON exceeds the limits on depth, "
+                "array length, object size or string length; each place is named by its "
+                "JSON pointer."
             ),
             503: problem_answer(
                 "The store could not make the report durable; retry after Retry-After."
@@ -188,6 +232,7 @@ INTAKE_ROUTES: Sequence[Route] = (
         "getHealth",
         "The process is up.",
         answers={200: Answer("Up.")},
+        public=True,
     ),
     Route(
         "GET",
@@ -196,6 +241,7 @@ INTAKE_ROUTES: Sequence[Route] = (
         "getReadiness",
         "The broker and the store are reachable.",
         answers={200: Answer("Ready."), 503: Answer("A dependency is down.")},
+        public=True,
     ),
     Route(
         "GET",
@@ -204,5 +250,6 @@ INTAKE_ROUTES: Sequence[Route] = (
         "getMetrics",
         "Prometheus metrics (text exposition format).",
         answers={200: Answer("Metrics.", media_type="text/plain")},
+        public=True,
     ),
 )

@@ -64,6 +64,9 @@ def _operation(route: "Route", refs: Mapping[tuple[Any, JsonSchemaMode], Any]) -
         item["content"] = {answer.media_type: {"schema": schema}}
         responses[str(status)] = item
     operation["responses"] = responses
+    responses.setdefault(
+        "429", _problem_answer("Too many requests from this source or token; see Retry-After.")
+    )
     if route.roles:
         operation["security"] = [{"bearerToken": []}]
         operation["x-roles"] = sorted(role.value for role in route.roles)

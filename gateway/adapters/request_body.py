@@ -1,8 +1,10 @@
-"""Reading a request body safely: size limit, media type, strict JSON.
+"""Reading a request body safely: size limit, read timeout, media type, strict JSON, and
+limits on nesting depth, array length, object size and string length.
 
 The raw bytes are always returned with the refusal so the caller can quarantine them.
 """
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +14,22 @@ from aiohttp import web
 from contracts.problem import FieldError
 
 JSON_MEDIA_TYPES = frozenset({"application/json"})
+DEFAULT_BODY_TIMEOUT_S = 10.0
+MAX_REPORTED_ERRORS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class JsonLimits:
+    """Shape limits checked on parsed JSON before any model sees it."""
+
+    max_depth: int = 32
+    max_array_items: int = 100
+    max_object_members: int = 100
+    max_string_chars: int = 10_000
+    max_key_chars: int = 100
+
+
+DEFAULT_LIMITS = JsonLimits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +58,63 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def parse_json(raw: bytes) -> Any:
-    """Strict JSON: UTF-8, no duplicate keys, no NaN/Infinity. Raises ``BodyRefused``."""
+def _pointer_part(key: str | int) -> str:
+    return str(key).replace("~", "~0").replace("/", "~1")
+
+
+def _limit_errors(value: Any, limits: JsonLimits) -> list[FieldError]:
+    """Every place ``value`` breaks ``limits``, named by JSON pointer; never the value."""
+    errors: list[FieldError] = []
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack and len(errors) < MAX_REPORTED_ERRORS:
+        node, pointer, depth = stack.pop()
+        if isinstance(node, str):
+            if len(node) > limits.max_string_chars:
+                detail = f"longer than {limits.max_string_chars} characters"
+                errors.append(FieldError(pointer=pointer, detail=detail))
+            continue
+        if not isinstance(node, dict | list):
+            continue
+        if depth >= limits.max_depth:
+            detail = f"nests deeper than {limits.max_depth} levels"
+            errors.append(FieldError(pointer=pointer, detail=detail))
+            continue
+        if isinstance(node, list):
+            if len(node) > limits.max_array_items:
+                detail = f"has more than {limits.max_array_items} items"
+                errors.append(FieldError(pointer=pointer, detail=detail))
+                continue
+            children: list[tuple[str | int, Any]] = list(enumerate(node))
+        else:
+            if len(node) > limits.max_object_members:
+                detail = f"has more than {limits.max_object_members} members"
+                errors.append(FieldError(pointer=pointer, detail=detail))
+                continue
+            if any(len(key) > limits.max_key_chars for key in node):
+                detail = f"has a key longer than {limits.max_key_chars} characters"
+                errors.append(FieldError(pointer=pointer, detail=detail))
+                continue
+            children = list(node.items())
+        for key, child in reversed(children):
+            stack.append((child, f"{pointer}/{_pointer_part(key)}", depth + 1))
+    return errors
+
+
+def parse_json(raw: bytes, limits: JsonLimits = DEFAULT_LIMITS) -> Any:
+    """Strict JSON: UTF-8, no duplicate keys, no NaN/Infinity, within ``limits``.
+
+    Raises ``BodyRefused``: 400 when it is not JSON, 422 naming each offending place.
+    """
+    value = _strict_json(raw)
+    errors = _limit_errors(value, limits)
+    if errors:
+        raise BodyRefused(
+            422, "limits-exceeded", "The body exceeds the gateway's limits.", raw, tuple(errors)
+        )
+    return value
+
+
+def _strict_json(raw: bytes) -> Any:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -49,7 +122,7 @@ def parse_json(raw: bytes) -> Any:
     try:
         return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
     except _DuplicateKey as exc:
-        pointer = "/" + str(exc).replace("~", "~0").replace("/", "~1")
+        pointer = "/" + _pointer_part(str(exc))
         raise BodyRefused(
             422,
             "invalid-report",
@@ -63,22 +136,37 @@ def parse_json(raw: bytes) -> Any:
         raise BodyRefused(400, "malformed-body", "The body is not well-formed JSON.", raw) from None
 
 
-async def read_json_bytes(request: web.Request, max_bytes: int) -> bytes:
-    """The raw body of a JSON request, or ``BodyRefused`` (413, 415)."""
+async def read_json_bytes(
+    request: web.Request, max_bytes: int, timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+) -> bytes:
+    """The raw body of a JSON request, or ``BodyRefused`` (408, 413, 415).
+
+    A declared ``Content-Length`` over the limit is refused before any of it is read;
+    a body that has not fully arrived within ``timeout_s`` is refused with what came.
+    """
     if request.content_length is not None and request.content_length > max_bytes:
         raise BodyRefused(413, "body-too-large", f"The body exceeds {max_bytes} bytes.")
-    raw = await _read_capped(request, max_bytes)
+    chunks: list[bytes] = []
+    try:
+        async with asyncio.timeout(timeout_s):
+            await _read_capped(request, max_bytes, chunks)
+    except TimeoutError:
+        raise BodyRefused(
+            408,
+            "body-timeout",
+            f"The body did not arrive within {timeout_s:g} s.",
+            b"".join(chunks),
+        ) from None
+    raw = b"".join(chunks)
     if request.content_type not in JSON_MEDIA_TYPES:
         raise BodyRefused(415, "unsupported-media-type", "Send application/json.", raw)
     return raw
 
 
-async def _read_capped(request: web.Request, max_bytes: int) -> bytes:
-    chunks: list[bytes] = []
+async def _read_capped(request: web.Request, max_bytes: int, chunks: list[bytes]) -> None:
     size = 0
     while chunk := await request.content.read(64 * 1024):
         size += len(chunk)
         if size > max_bytes:
             raise BodyRefused(413, "body-too-large", f"The body exceeds {max_bytes} bytes.")
         chunks.append(chunk)
-    return b"".join(chunks)

@@ -1,5 +1,8 @@
 """The route table's vocabulary: each route declares what it accepts, answers and who may call it.
 
+Who may call it is one of: ``roles`` (bearer tokens, checked by the auth middleware),
+``security`` (a signature scheme its handler verifies), or ``public=True``.
+
 The router, the auth middleware and ``/openapi.json`` are all built from these records.
 """
 
@@ -33,6 +36,12 @@ class Route:
     request: type[BaseModel] | None = None
     answers: Mapping[int, Answer] = field(default_factory=dict)
     roles: frozenset[ApiRole] = frozenset()
+    public: bool = False
+
+    @property
+    def access_declared(self) -> bool:
+        """Whether the route says who may call it: roles, a signature scheme, or public."""
+        return bool(self.roles) or self.security is not None or self.public
 
 
 def problem_answer(description: str) -> Answer:

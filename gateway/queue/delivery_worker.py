@@ -11,11 +11,28 @@ is honoured), each one a row in the delivery log. Then, by verdict:
   stops consuming: the queue keeps filling, nothing is lost.
 
 A handler crash (a bug, a poison message) nacks with requeue; the queue's delivery
-limit then dead-letters the message to the parking queue. Messages of one case are
-pushed one at a time, in the order they arrived.
+limit then dead-letters the message to the parking queue.
+
+Order: messages of one case are pushed one at a time, and a message is pushed only
+when the store says every earlier message of its case for this recipient is settled
+(delivered, parked or gone); otherwise it is deferred to the shortest retry step
+without counting as an attempt. So a later sequence never overtakes an earlier one
+that sits in the retry ladder, even with several worker processes.
+
+Circuit breaker: after ``threshold`` consecutive failed pushes the worker stops
+consuming (its queue keeps filling in the broker) and defers what it holds; after
+each cool-down it takes one message off the queue as the single probe, and consumes
+again once a probe got through.
+
+Earliest deadline first: at most ``concurrency`` pushes run at once and waiting
+pushes take turns by deadline. When the breaker closes again, pushes wait
+``drain_window_s`` so the backlog the broker hands over (up to ``prefetch``) lines
+up, then drains most urgent first.
 """
 
 import asyncio
+import heapq
+import itertools
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -31,6 +48,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_random_exponential
 
+from gateway.circuit_breaker import BreakerState, CircuitBreaker
 from gateway.delivery_policy import (
     Delivered,
     Gone,
@@ -49,6 +67,7 @@ from gateway.queue.publisher import (
     ATTEMPT,
     CASE_ID,
     DEADLINE_AT,
+    SEQUENCE,
     Publisher,
     persistent_message,
 )
@@ -61,6 +80,8 @@ TRIES = "x-tries"
 RECIPIENT = "x-recipient"
 PARK_REASON = "x-park-reason"
 ERROR_CLASS = "x-error-class"
+CIRCUIT_OPEN = "circuit_open"
+DRAIN_WINDOW_S = 0.25
 _BROKER_BOOKKEEPING = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
 
 
@@ -85,6 +106,7 @@ class _Delivery:
     message_id: str
     body: bytes
     case_id: str
+    sequence: int
     deadline_at: datetime | None
     attempt: int
     tries: int
@@ -102,6 +124,7 @@ class _Delivery:
             message_id=message.message_id,
             body=message.body,
             case_id=_text(headers.get(CASE_ID, "")),
+            sequence=int(cast(int, headers.get(SEQUENCE, 0))),
             deadline_at=None if deadline is None else datetime.fromisoformat(_text(deadline)),
             attempt=int(cast(int, headers.get(ATTEMPT, 1))),
             tries=int(cast(int, headers.get(TRIES, 0))),
@@ -139,6 +162,9 @@ class DeliveryWorker:
         prefetch: int,
         quick_retry: QuickRetry = QuickRetry(),
         rand: Callable[[], float] = random.random,
+        breaker: CircuitBreaker | None = None,
+        concurrency: int = 8,
+        drain_window_s: float = DRAIN_WINDOW_S,
     ) -> None:
         if endpoint.recipient_id not in topology.recipients:
             raise ValueError(f"no delivery queue for recipient {endpoint.recipient_id!r}")
@@ -158,6 +184,12 @@ class DeliveryWorker:
         self._idle = asyncio.Event()
         self._idle.set()
         self.gone_reason: str | None = None
+        self.breaker = breaker
+        self._probe_settled = asyncio.Event()
+        self._probe_settled.set()
+        self._resume_task: asyncio.Task[None] | None = None
+        self._gate = _DeadlineGate(concurrency)
+        self._drain_window_s = drain_window_s
 
     @property
     def recipient(self) -> str:
@@ -182,6 +214,9 @@ class DeliveryWorker:
         Deliveries still unacked after ``grace_s`` go back to the queue.
         """
         consumer, self._consumer = self._consumer, None
+        resume, self._resume_task = self._resume_task, None
+        if resume is not None:
+            resume.cancel()
         if consumer is None:
             return
         if consumer.tag is not None:
@@ -217,10 +252,30 @@ class DeliveryWorker:
                 self._idle.set()
 
     async def _deliver(self, message: AbstractIncomingMessage, delivery: _Delivery) -> None:
+        earlier = await self._store.earlier_unsettled(
+            case_id=delivery.case_id, recipient=self.recipient, sequence=delivery.sequence
+        )
+        if earlier is not None:
+            await self._defer(delivery, self._topology.ladder[0], "waiting_for_earlier")
+            await message.ack()
+            return
         last = await self._push_with_quick_retries(delivery)
         match last.verdict:
             case Delivered():
+                await self._store.settle(
+                    distribution_id=delivery.message_id,
+                    recipient=self.recipient,
+                    case_id=delivery.case_id,
+                    sequence=delivery.sequence,
+                    outcome=AttemptOutcome.DELIVERED,
+                    at=last.at,
+                )
                 await self._record(delivery, last, AttemptOutcome.DELIVERED)
+                await self._cancel_escalation(delivery)
+            case Retry(error_class=error_class) if error_class == CIRCUIT_OPEN:
+                wait_s = self.breaker.remaining_s(self._clock()) if self.breaker else 0.0
+                step = choose_retry_queue(wait_s, self._topology.ladder)
+                await self._defer(delivery, step, CIRCUIT_OPEN, tries=last.number)
             case Retry():
                 now = self._clock()
                 delay_s = max(
@@ -261,7 +316,9 @@ class DeliveryWorker:
             wait=_WaitAtLeastHint(
                 wait_random_exponential(multiplier=self._quick.wait_s, max=self._quick.max_wait_s)
             ),
-            retry=retry_if_result(lambda t: isinstance(t.verdict, Retry)),
+            retry=retry_if_result(
+                lambda t: isinstance(t.verdict, Retry) and t.verdict.error_class != CIRCUIT_OPEN
+            ),
             before_sleep=before_sleep,
             retry_error_callback=_try_of,
         )
@@ -269,7 +326,19 @@ class DeliveryWorker:
         return last
 
     async def _push_once(self, delivery: _Delivery, numbers: Iterator[int]) -> _Try:
+        if not await self._admitted():
+            last_used = next(numbers) - 1
+            return _Try(last_used, self._clock(), Retry(None, CIRCUIT_OPEN), 0.0, None)
         number = next(numbers)
+        result: _Try | None = None
+        try:
+            async with self._gate.turn(delivery.deadline_at):
+                result = await self._push(delivery, number)
+        finally:
+            await self._breaker_learns(None if result is None else result.verdict)
+        return result
+
+    async def _push(self, delivery: _Delivery, number: int) -> _Try:
         at = self._clock()
         headers = webhook_headers(self._endpoint.secrets, delivery.message_id, delivery.body, at)
         started = time.monotonic()
@@ -280,6 +349,109 @@ class DeliveryWorker:
             return _Try(number, at, classify(None, exc, now=self._clock()), latency_ms, None)
         verdict = classify(response, None, now=self._clock())
         return _Try(number, at, verdict, response.latency_s * 1000, response.status)
+
+    async def _admitted(self) -> bool:
+        """Whether the breaker lets a push go; while a probe is out, wait for its verdict."""
+        breaker = self.breaker
+        if breaker is None:
+            return True
+        while True:
+            if breaker.admits(self._clock()):
+                if breaker.state is BreakerState.HALF_OPEN:
+                    self._probe_settled.clear()
+                    log.info("delivery.circuit_probe", recipient=self.recipient)
+                return True
+            if breaker.state is not BreakerState.HALF_OPEN:
+                return False
+            await self._probe_settled.wait()
+
+    async def _breaker_learns(self, verdict: Verdict | None) -> None:
+        """A push that got no usable answer (or crashed) counts as a failure."""
+        breaker = self.breaker
+        if breaker is None:
+            return
+        was = breaker.state
+        if verdict is None or isinstance(verdict, Retry):
+            if breaker.failed(self._clock()):
+                log.warning(
+                    "ops_alert",
+                    alert="delivery.circuit_open",
+                    recipient=self.recipient,
+                    failures=breaker.failures,
+                    cool_down_s=breaker.cool_down_s,
+                )
+                await self._suspend(breaker.cool_down_s)
+        else:
+            breaker.succeeded()
+            if was is not BreakerState.CLOSED:
+                log.info("delivery.circuit_closed", recipient=self.recipient)
+                self._gate.hold(self._drain_window_s)
+        self._probe_settled.set()
+
+    async def _suspend(self, for_s: float) -> None:
+        """Stop consuming for ``for_s`` seconds; the broker keeps the queue meanwhile."""
+        consumer = self._consumer
+        if consumer is None or consumer.tag is None:
+            return
+        self._consumer = replace(consumer, tag=None)
+        if self._resume_task is not None:
+            self._resume_task.cancel()
+        self._resume_task = asyncio.create_task(self._resume_after(for_s), name="breaker-resume")
+        await _quietly(consumer.queue.cancel(consumer.tag))
+
+    async def _resume_after(self, delay_s: float) -> None:
+        """After each cool-down, take one message off the queue as the probe; consume
+        again once a probe got through (or the queue had nothing to probe with)."""
+        while True:
+            await asyncio.sleep(delay_s)
+            consumer = self._consumer
+            if consumer is None or consumer.tag is not None or self.gone_reason is not None:
+                return
+            try:
+                probe = await consumer.queue.get(no_ack=False, fail=False)
+                if probe is not None:
+                    await self.handle(probe)
+                    if self.breaker is not None and self.breaker.state is not BreakerState.CLOSED:
+                        continue
+                tag = await consumer.queue.consume(self.handle)
+            except Exception as exc:  # noqa: BLE001 - a paused queue must be resumed, whatever failed
+                log.warning("delivery.resume_failed", error_class=type(exc).__name__)
+                continue
+            if self._consumer is consumer:
+                self._consumer = replace(consumer, tag=tag)
+                log.info("delivery.consuming_again", recipient=self.recipient)
+            return
+
+    async def _defer(
+        self, delivery: _Delivery, step: int, why: str, *, tries: int | None = None
+    ) -> None:
+        """Put a message back through a retry step without counting an attempt."""
+        log.info(
+            "delivery.deferred",
+            distribution_id=delivery.message_id,
+            case_id=delivery.case_id,
+            recipient=self.recipient,
+            why=why,
+            retry_in_s=step,
+        )
+        await self._publisher.send(
+            self._topology.retry_exchange,
+            self._topology.retry_routing_key(step, self.recipient),
+            persistent_message(
+                delivery.body,
+                delivery.message_id,
+                {**delivery.headers, TRIES: delivery.tries if tries is None else tries},
+            ),
+        )
+
+    async def _cancel_escalation(self, delivery: _Delivery) -> None:
+        if delivery.deadline_at is None:
+            return
+        try:
+            await self._store.cancel_timers(subject=delivery.message_id)
+        except StoreUnavailable:
+            # the at-risk / deadline-missed alarm may then fire for a delivered message
+            log.warning("delivery.escalation_cancel_failed", distribution_id=delivery.message_id)
 
     async def _send_to_retry(self, delivery: _Delivery, last: _Try, step: int) -> None:
         headers = {
@@ -394,6 +566,62 @@ class _WaitAtLeastHint(wait_base):
             if isinstance(verdict, Retry) and verdict.delay_hint_s is not None:
                 return max(wait_s, verdict.delay_hint_s)
         return wait_s
+
+
+class _DeadlineGate:
+    """At most ``slots`` holders at once; waiters are let in earliest deadline first.
+
+    ``hold(s)`` lets nobody in for ``s`` seconds, so that a backlog arriving from the
+    broker lines up first and is then let in by deadline rather than by arrival.
+    """
+
+    def __init__(self, slots: int) -> None:
+        if slots < 1:
+            raise ValueError("at least one concurrent push")
+        self._free = slots
+        self._waiting: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._arrivals = itertools.count()
+        self._held = False
+
+    def hold(self, seconds: float) -> None:
+        self._held = True
+        asyncio.get_running_loop().call_later(seconds, self._unhold)
+
+    def _unhold(self) -> None:
+        self._held = False
+        while self._free > 0 and self._grant_next():
+            self._free -= 1
+
+    @asynccontextmanager
+    async def turn(self, deadline_at: datetime | None) -> AsyncIterator[None]:
+        if self._free > 0 and not self._waiting and not self._held:
+            self._free -= 1
+        else:
+            key = float("inf") if deadline_at is None else deadline_at.timestamp()
+            granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            heapq.heappush(self._waiting, (key, next(self._arrivals), granted))
+            try:
+                await granted
+            except asyncio.CancelledError:
+                if granted.done() and not granted.cancelled():
+                    self._release()
+                raise
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._held or not self._grant_next():
+            self._free += 1
+
+    def _grant_next(self) -> bool:
+        while self._waiting:
+            _, _, granted = heapq.heappop(self._waiting)
+            if not granted.done():
+                granted.set_result(None)
+                return True
+        return False
 
 
 class _KeyedLocks:

@@ -15,7 +15,7 @@ strategy, which needs ``x-overflow=reject-publish``.
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -145,15 +145,23 @@ class Topology:
             },
         )
 
+    # ---- Recipients added at run time: partner webhook subscriptions (issue 5) ----
+
+    def with_recipients(self, *recipients: str) -> "Topology":
+        """The same topology with more recipients, each with its own delivery queue."""
+        return replace(self, recipients=tuple(dict.fromkeys((*self.recipients, *recipients))))
+
+    def recipient_bindings(self, recipient: str) -> tuple[BindingSpec, ...]:
+        return tuple(
+            BindingSpec(self.deliver_queue(recipient), self.deliver_exchange, key)
+            for key in (recipient, f"retry.*.{recipient}")
+        )
+
     def bindings(self) -> tuple[BindingSpec, ...]:
         return (
             BindingSpec(self.unroutable_queue, self.unroutable_exchange, ""),
             BindingSpec(self.parking_queue, self.dead_letter_exchange, ""),
-            *(
-                BindingSpec(self.deliver_queue(r), self.deliver_exchange, key)
-                for r in self.recipients
-                for key in (r, f"retry.*.{r}")
-            ),
+            *(b for r in self.recipients for b in self.recipient_bindings(r)),
             *(
                 BindingSpec(self.retry_queue(d), self.retry_exchange, f"retry.{d}s.*")
                 for d in self.ladder
@@ -210,3 +218,20 @@ async def delete(channel: AbstractChannel, topology: Topology) -> None:
         await channel.queue_delete(q.name)
     for ex in topology.exchanges():
         await channel.exchange_delete(ex.name)
+
+
+# ---- Recipients added at run time: partner webhook subscriptions (issue 5) ----
+
+
+async def declare_recipient(channel: AbstractChannel, topology: Topology, recipient: str) -> None:
+    """Declare one recipient's delivery queue and bindings, as ``declare`` would; the
+    exchanges must exist already."""
+    spec = topology.deliver_queue_spec(recipient)
+    queue = await channel.declare_queue(spec.name, durable=True, arguments=dict(spec.arguments))
+    for binding in topology.recipient_bindings(recipient):
+        await queue.bind(binding.exchange, routing_key=binding.routing_key)
+
+
+async def delete_recipient(channel: AbstractChannel, topology: Topology, recipient: str) -> None:
+    """Remove one recipient's delivery queue, messages included."""
+    await channel.queue_delete(topology.deliver_queue(recipient))

@@ -2,13 +2,14 @@
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aio_pika.abc import AbstractChannel
 from aiohttp.test_utils import TestClient, TestServer
 from samples import new_secret
 
@@ -17,6 +18,7 @@ from gateway.adapters.simulator_112 import create_simulator_app
 from gateway.adapters.store_sqlite import SqliteStore
 from gateway.bootstrap import RUNTIME, build_app, topology
 from gateway.queue.connection import AmqpConnection
+from gateway.queue.partner_router import PartnerTopology, delete_partner_base
 from gateway.queue.topology import delete
 from gateway.settings import Settings
 
@@ -70,7 +72,11 @@ def settings_for_test(tmp_path: Path, **overrides: Any) -> Settings:
 
 
 @asynccontextmanager
-async def running_gateway(tmp_path: Path, **overrides: Any) -> AsyncIterator[RunningGateway]:
+async def running_gateway(
+    tmp_path: Path, *, clock: Callable[[], datetime] | None = None, **overrides: Any
+) -> AsyncIterator[RunningGateway]:
+    """The gateway with a 112 simulator; ``clock`` replaces the wall clock (for the SOP
+    timers), ``overrides`` any setting (``sla_scale``, ``satgas_token``, ``namespace`` ...)."""
     inbound_secret = new_secret()
     c112_secret = new_secret()
     sim = TestClient(TestServer(create_simulator_app(secret=c112_secret)))
@@ -82,7 +88,7 @@ async def running_gateway(tmp_path: Path, **overrides: Any) -> AsyncIterator[Run
         c112_url=str(sim.make_url("/v1/messages")),
         **overrides,
     )
-    app = build_app(settings)
+    app = build_app(settings) if clock is None else build_app(settings, clock=clock)
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
@@ -101,5 +107,26 @@ async def delete_namespace(settings: Settings) -> None:
     try:
         async with connection.connection.channel() as channel:
             await delete(channel, topology(settings))
+            await delete_partner_queues(channel, settings)
     finally:
         await connection.close()
+
+
+# ---- Partner subscriptions (issue 5): their queues live as long as the subscriptions ----
+
+
+async def delete_partner_queues(channel: AbstractChannel, settings: Settings) -> None:
+    """The queues of every subscription the gateway stored, the router's queue and the
+    partner exchange."""
+    path = settings.sqlite_path()
+    subscriptions = []
+    if path.exists():
+        store = await SqliteStore.open(path)
+        try:
+            subscriptions = await store.subscriptions()
+        finally:
+            await store.close()
+    partner_topology = PartnerTopology(topology(settings))
+    for subscription in subscriptions:
+        await channel.queue_delete(partner_topology.queue_of(subscription))
+    await delete_partner_base(channel, partner_topology)

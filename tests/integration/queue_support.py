@@ -4,9 +4,9 @@ scripted recipient server and helpers to read queues."""
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from uuid import uuid4
 
@@ -18,11 +18,18 @@ from contracts.case import Case
 from gateway.errors import TransientDeliveryError
 from gateway.model import (
     AcceptedReport,
+    AttemptOutcome,
     DeliveryAttempt,
+    Destination,
     IntakeResult,
+    OutboundMessage,
     OutboxRow,
+    ParkedMessage,
+    ParkedSelector,
     PushResponse,
     QuarantinedInput,
+    ReceiptRecord,
+    Timer,
 )
 from gateway.queue.connection import AmqpConnection
 from gateway.queue.topology import Topology, build_topology, delete
@@ -42,6 +49,10 @@ class FakeStore:
         self.outbox: list[OutboxRow] = []
         self.published: dict[int, datetime] = {}
         self.attempts: list[DeliveryAttempt] = []
+        self.settled: dict[tuple[str, str], AttemptOutcome] = {}
+        self.parking_lot: list[ParkedMessage] = []
+        self.cancelled_timers: list[str] = []
+        self.timers: list[Timer] = []
         self._recorded = asyncio.Condition()
 
     async def accept_report(self, report: AcceptedReport) -> IntakeResult:
@@ -68,6 +79,91 @@ class FakeStore:
 
     async def get_case(self, case_id: str) -> Case | None:
         return None
+
+    # Delivery: order, parking lot, receipts — in memory
+
+    async def settle(
+        self,
+        *,
+        distribution_id: str,
+        recipient: str,
+        case_id: str,
+        sequence: int,
+        outcome: AttemptOutcome,
+        at: datetime,
+    ) -> None:
+        self.settled[(distribution_id, recipient)] = outcome
+
+    async def earlier_unsettled(self, *, case_id: str, recipient: str, sequence: int) -> str | None:
+        for row in self.outbox:
+            m = row.message
+            if (
+                m.case_id == case_id
+                and m.destination is Destination.DELIVER
+                and m.routing_key == recipient
+                and m.sequence < sequence
+                and (m.message_id, recipient) not in self.settled
+            ):
+                return m.message_id
+        return None
+
+    async def enqueue_outbound(self, messages: Sequence[OutboundMessage]) -> None:
+        for message in messages:
+            self.outbox.append(OutboxRow(len(self.outbox) + 1, message))
+
+    async def park(self, message: ParkedMessage) -> bool:
+        key = (message.distribution_id, message.recipient)
+        if any((p.distribution_id, p.recipient) == key for p in self.parking_lot):
+            return False
+        self.parking_lot.append(replace(message, parked_id=len(self.parking_lot) + 1))
+        self.settled.setdefault(key, AttemptOutcome.PARKED)
+        return True
+
+    async def parked(self, selector: ParkedSelector, limit: int = 1000) -> list[ParkedMessage]:
+        return [
+            p
+            for p in self.parking_lot
+            if selector.distribution_id in (None, p.distribution_id)
+            and selector.case_id in (None, p.case_id)
+            and selector.recipient in (None, p.recipient)
+        ][:limit]
+
+    async def mark_replayed(self, parked_ids: Sequence[int], at: datetime) -> None:
+        for p in [p for p in self.parking_lot if p.parked_id in parked_ids]:
+            self.parking_lot.remove(p)
+            key = (p.distribution_id, p.recipient)
+            if self.settled.get(key) is not AttemptOutcome.DELIVERED:
+                self.settled.pop(key, None)
+
+    async def record_receipt(self, receipt: ReceiptRecord) -> tuple[ReceiptRecord, bool]:
+        raise NotImplementedError
+
+    async def receipts(self, *, case_id: str) -> list[ReceiptRecord]:
+        raise NotImplementedError
+
+    async def schedule_timers(self, timers: Sequence[Timer]) -> None:
+        self.timers.extend(timers)
+
+    async def cancel_timers(self, *, subject: str) -> int:
+        self.cancelled_timers.append(subject)
+        before = len(self.timers)
+        self.timers = [t for t in self.timers if t.subject != subject]
+        return before - len(self.timers)
+
+    async def fire_due_timers(
+        self, now: datetime, limit: int, handle: Callable[[Timer], Sequence[OutboundMessage]]
+    ) -> list[Timer]:
+        due = [t for t in self.timers if t.fire_at <= now][:limit]
+        for timer in due:
+            self.timers.remove(timer)
+            for message in handle(timer):
+                self.outbox.append(OutboxRow(len(self.outbox) + 1, message))
+        return due
+
+    async def remember_webhook_id(
+        self, webhook_id: str, *, signed_at: int, seen_at: datetime, keep_until: datetime
+    ) -> bool:
+        raise NotImplementedError
 
     async def ping(self) -> None:
         return None

@@ -1,0 +1,119 @@
+"""The processes a benchmark run starts, and what they cost (psutil)."""
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import psutil
+
+LOOPBACK = "127.0.0.1"
+STOP_GRACE_S = 20.0
+
+
+def unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+class Service:
+    """One child process, its output in a log file, stopped with SIGTERM (then SIGKILL)."""
+
+    def __init__(
+        self, name: str, argv: Sequence[str], env: Mapping[str, str], log_dir: Path
+    ) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(  # noqa: S603 - our own commands, no shell
+            list(argv), env=dict(env), stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    async def wait_ready(self, url: str, timeout_s: float = 30.0) -> None:
+        """Until ``url`` answers 200; raises if the process dies or time runs out."""
+        deadline = time.monotonic() + timeout_s
+        async with aiohttp.ClientSession() as session:
+            while True:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited; see {self.log_path}")
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as r:
+                        if r.status == 200:
+                            return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.name} not ready after {timeout_s} s")
+                await asyncio.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+def child_env(**overrides: str) -> dict[str, str]:
+    """This process's environment without any ``GATEWAY_`` setting, plus ``overrides``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class Meter:
+    """CPU seconds and resident memory of one process, sampled in the background."""
+
+    pid: int
+    interval_s: float = 0.2
+    samples: list[tuple[float, int]] = field(default_factory=list)
+    _task: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self._process = psutil.Process(self.pid)
+
+    def cpu_seconds(self) -> float:
+        times = self._process.cpu_times()
+        return float(times.user + times.system)
+
+    def rss(self) -> int:
+        return int(self._process.memory_info().rss)
+
+    def start(self) -> None:
+        self.samples.clear()
+        self._task = asyncio.create_task(self._sample())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def peak_rss(self) -> int:
+        return max((rss for _, rss in self.samples), default=self.rss())
+
+    async def _sample(self) -> None:
+        while True:
+            self.samples.append((time.monotonic(), self.rss()))
+            await asyncio.sleep(self.interval_s)

@@ -1,0 +1,110 @@
+"""The systems under test, each a child process posting to the shared receiver:
+the gateway (``gateway serve``) and the bare baseline (``bench/baseline.py``)."""
+
+import asyncio
+import base64
+import secrets
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import aio_pika
+
+from bench.processes import LOOPBACK, Meter, Service, child_env, python_module, unused_port
+from gateway.bootstrap import topology
+from gateway.queue.topology import delete
+from gateway.settings import Settings
+
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+INTAKE_PATH = "/v1/reports/si-lacak-perak"
+UNLIMITED = 1_000_000
+TEARDOWN_S = 120.0
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+@dataclass
+class Target:
+    """A running system under test."""
+
+    name: str
+    service: Service
+    base_url: str
+    inbound_secret: str
+    reads_decision: bool
+    namespace: str
+
+    @property
+    def intake_url(self) -> str:
+        return self.base_url + INTAKE_PATH
+
+    def meter(self) -> Meter:
+        return Meter(self.service.pid)
+
+
+async def start_gateway(work_dir: Path, receiver_url: str, gateway_bin: Path) -> Target:
+    port = unused_port()
+    namespace = f"bench{uuid.uuid4().hex[:8]}"
+    inbound = new_secret()
+    env = child_env(
+        GATEWAY_HTTP_HOST=LOOPBACK,
+        GATEWAY_HTTP_PORT=str(port),
+        GATEWAY_NAMESPACE=namespace,
+        GATEWAY_DATABASE_URL=f"sqlite:///{work_dir / 'gateway.sqlite3'}",
+        GATEWAY_AMQP_URL=AMQP_URL,
+        GATEWAY_C112_URL=receiver_url,
+        GATEWAY_C112_SECRET=new_secret(),
+        GATEWAY_INBOUND_SECRET=inbound,
+        GATEWAY_LOG_JSON="true",
+        # The load generator is one source IP, as Si Lacak Perak is: the per-IP limit
+        # would measure itself, not the gateway.
+        GATEWAY_RATE_LIMIT_PER_S=str(UNLIMITED),
+        GATEWAY_RATE_LIMIT_BURST=str(UNLIMITED),
+    )
+    service = Service("gateway", [str(gateway_bin), "serve"], env, work_dir)
+    base_url = f"http://{LOOPBACK}:{port}"
+    target = Target("gateway", service, base_url, inbound, True, namespace)
+    try:
+        await service.wait_ready(base_url + "/readyz", timeout_s=60)
+    except RuntimeError:
+        await stop(target)
+        raise
+    return target
+
+
+async def start_baseline(work_dir: Path, receiver_url: str) -> Target:
+    port = unused_port()
+    queue = f"bench-baseline-{uuid.uuid4().hex[:8]}"
+    argv = python_module(
+        "bench.baseline",
+        "--port",
+        str(port),
+        "--amqp-url",
+        AMQP_URL,
+        "--queue",
+        queue,
+        "--receiver-url",
+        receiver_url,
+    )
+    service = Service("baseline", argv, child_env(), work_dir)
+    base_url = f"http://{LOOPBACK}:{port}"
+    target = Target("baseline", service, base_url, new_secret(), False, queue)
+    await service.wait_ready(base_url + "/readyz")
+    return target
+
+
+async def stop(target: Target) -> None:
+    """Stop the process; for the gateway, also delete its exchanges and queues."""
+    target.service.stop()
+    if target.name != "gateway":
+        return
+    settings = Settings.model_validate({"namespace": target.namespace})
+    async with asyncio.timeout(TEARDOWN_S):
+        connection = await aio_pika.connect(AMQP_URL, timeout=TEARDOWN_S)
+        try:
+            async with connection.channel() as channel:
+                await delete(channel, topology(settings))
+        finally:
+            await connection.close()

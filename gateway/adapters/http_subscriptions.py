@@ -1,0 +1,290 @@
+"""Partner subscriptions (admin role) and the AsyncAPI document of every topic.
+
+POST   /v1/subscriptions                        create (201; a webhook secret shown once)
+GET    /v1/subscriptions                        list (secrets never in full)
+GET    /v1/subscriptions/{subscription_id}      one
+POST   /v1/subscriptions/{subscription_id}/pause
+POST   /v1/subscriptions/{subscription_id}/resume
+DELETE /v1/subscriptions/{subscription_id}
+GET    /asyncapi.json                           public
+"""
+
+from collections.abc import Awaitable, Callable, Sequence
+from functools import lru_cache
+from typing import Any
+
+import structlog
+from aiohttp import web
+from pydantic import ValidationError
+
+from contracts.problem import FieldError
+from contracts.subscription import (
+    NewSubscription,
+    SubscriptionCreated,
+    SubscriptionList,
+    SubscriptionView,
+)
+from gateway.access import ApiRole
+from gateway.adapters.asyncapi import asyncapi_document
+from gateway.adapters.problems import problem_response
+from gateway.adapters.request_body import BodyRefused, parse_json, read_json_bytes
+from gateway.adapters.routes import Answer, Route, problem_answer
+from gateway.errors import NotReady
+from gateway.partners import Subscription
+from gateway.subscriptions import (
+    InvalidSubscription,
+    SubscriptionConflict,
+    SubscriptionNotFound,
+    SubscriptionService,
+)
+
+log = structlog.get_logger(__name__)
+
+ADMIN = frozenset({ApiRole.ADMIN})
+MAX_SUBSCRIPTION_BYTES = 16 * 1024
+_UNION_TAGS = frozenset({"webhook", "amqp"})
+
+
+class SubscriptionsContext:
+    """The service the handlers use; bound at startup by the composition root."""
+
+    def __init__(self) -> None:
+        self._service: SubscriptionService | None = None
+
+    def bind(self, service: SubscriptionService) -> None:
+        self._service = service
+
+    @property
+    def service(self) -> SubscriptionService:
+        if self._service is None:
+            raise NotReady("the gateway is still starting")
+        return self._service
+
+
+SUBSCRIPTIONS = web.AppKey("subscriptions_context", SubscriptionsContext)
+
+
+def _json(model: SubscriptionView | SubscriptionList, status: int = 200) -> web.Response:
+    return web.json_response(
+        model.model_dump(mode="json", exclude_none=True),
+        status=status,
+    )
+
+
+def _pointer(loc: Sequence[int | str]) -> str:
+    parts = [
+        str(part)
+        for i, part in enumerate(loc)
+        if not (i > 0 and loc[i - 1] == "delivery" and part in _UNION_TAGS)
+    ]
+    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def _invalid(errors: list[FieldError]) -> web.Response:
+    return problem_response(
+        422,
+        slug="invalid-subscription",
+        detail="The subscription has invalid fields.",
+        errors=errors,
+    )
+
+
+async def post_subscription(request: web.Request) -> web.Response:
+    service = request.app[SUBSCRIPTIONS].service
+    try:
+        raw = await read_json_bytes(request, MAX_SUBSCRIPTION_BYTES)
+        body = parse_json(raw)
+    except BodyRefused as refused:
+        errors = list(refused.errors) or None
+        return problem_response(
+            refused.status, slug=refused.slug, detail=refused.detail, errors=errors
+        )
+    try:
+        new = NewSubscription.model_validate(body)
+    except ValidationError as exc:
+        return _invalid(
+            [
+                FieldError(pointer=_pointer(e["loc"]), detail=e["msg"])
+                for e in exc.errors(include_url=False, include_input=False)
+            ]
+        )
+    try:
+        subscription, secret = await service.create(new)
+    except InvalidSubscription as exc:
+        return _invalid(exc.errors)
+    except SubscriptionConflict as exc:
+        return problem_response(409, slug="subscription-conflict", detail=str(exc))
+    log.info(
+        "subscription.created",
+        subscription_id=subscription.subscription_id,
+        agency_id=subscription.agency_id,
+        role=subscription.role.value,
+        mode=subscription.mode.value,
+    )
+    created = SubscriptionCreated(**service.view(subscription).model_dump(), secret=secret)
+    response = _json(created, status=201)
+    response.headers["Location"] = f"/v1/subscriptions/{subscription.subscription_id}"
+    return response
+
+
+async def list_subscriptions(request: web.Request) -> web.Response:
+    service = request.app[SUBSCRIPTIONS].service
+    views = [service.view(s) for s in await service.list()]
+    return _json(SubscriptionList(subscriptions=views))
+
+
+Action = Callable[[SubscriptionService, str], Awaitable[Subscription]]
+
+
+async def _on_one(request: web.Request, action: Action, event: str | None) -> web.Response:
+    """Apply ``action`` to the subscription the path names; answer it as it is then."""
+    service = request.app[SUBSCRIPTIONS].service
+    subscription_id = request.match_info["subscription_id"]
+    try:
+        subscription = await action(service, subscription_id)
+    except SubscriptionNotFound:
+        return problem_response(
+            404, slug="subscription-not-found", detail=f"No subscription {subscription_id}."
+        )
+    except SubscriptionConflict as exc:
+        return problem_response(409, slug="subscription-conflict", detail=str(exc))
+    if event is not None:
+        log.info(event, subscription_id=subscription_id)
+    return _json(service.view(subscription))
+
+
+async def get_subscription(request: web.Request) -> web.Response:
+    return await _on_one(request, SubscriptionService.get, None)
+
+
+async def pause_subscription(request: web.Request) -> web.Response:
+    return await _on_one(request, SubscriptionService.pause, "subscription.paused")
+
+
+async def resume_subscription(request: web.Request) -> web.Response:
+    return await _on_one(request, SubscriptionService.resume, "subscription.resumed")
+
+
+async def delete_subscription(request: web.Request) -> web.Response:
+    answer = await _on_one(request, SubscriptionService.delete, "subscription.deleted")
+    return web.Response(status=204) if answer.status == 200 else answer
+
+
+@lru_cache(maxsize=1)
+def _asyncapi() -> dict[str, Any]:
+    return asyncapi_document()
+
+
+async def get_asyncapi(request: web.Request) -> web.Response:
+    return web.json_response(_asyncapi())
+
+
+_ONE = "/v1/subscriptions/{subscription_id}"
+_AUTH = {
+    401: problem_answer("Missing or unknown bearer token."),
+    403: problem_answer("The token's role is not admin."),
+}
+_BROKER = {503: problem_answer("The broker is not reachable; try again.")}
+_BODY = {
+    400: problem_answer("The body is not UTF-8 JSON."),
+    408: problem_answer("The body did not arrive in time."),
+    413: problem_answer("The body is too large."),
+    415: problem_answer("The body is not application/json."),
+}
+
+SUBSCRIPTION_ROUTES: Sequence[Route] = (
+    Route(
+        "POST",
+        "/v1/subscriptions",
+        post_subscription,
+        "createSubscription",
+        "Subscribe a partner agency to case topics, redacted for its role.",
+        request=NewSubscription,
+        roles=ADMIN,
+        answers={
+            201: Answer(
+                "Created; a webhook subscription's secret is in this answer only.",
+                SubscriptionCreated,
+            ),
+            **_AUTH,
+            **_BODY,
+            409: problem_answer("The agency already has an AMQP subscription."),
+            422: problem_answer("Invalid fields, each named by its JSON pointer."),
+            **_BROKER,
+        },
+    ),
+    Route(
+        "GET",
+        "/v1/subscriptions",
+        list_subscriptions,
+        "listSubscriptions",
+        "Every subscription; webhook secrets only as their last characters.",
+        roles=ADMIN,
+        answers={200: Answer("The subscriptions.", SubscriptionList), **_AUTH},
+    ),
+    Route(
+        "GET",
+        _ONE,
+        get_subscription,
+        "getSubscription",
+        "One subscription.",
+        roles=ADMIN,
+        answers={
+            200: Answer("The subscription.", SubscriptionView),
+            **_AUTH,
+            404: problem_answer("No such subscription."),
+        },
+    ),
+    Route(
+        "POST",
+        _ONE + "/pause",
+        pause_subscription,
+        "pauseSubscription",
+        "Stop delivering a webhook subscription; its queue keeps filling.",
+        roles=ADMIN,
+        answers={
+            200: Answer("Paused.", SubscriptionView),
+            **_AUTH,
+            404: problem_answer("No such subscription."),
+            409: problem_answer("An AMQP subscription is read by the agency and cannot pause."),
+            **_BROKER,
+        },
+    ),
+    Route(
+        "POST",
+        _ONE + "/resume",
+        resume_subscription,
+        "resumeSubscription",
+        "Deliver again, starting with what queued while paused.",
+        roles=ADMIN,
+        answers={
+            200: Answer("Active.", SubscriptionView),
+            **_AUTH,
+            404: problem_answer("No such subscription."),
+            **_BROKER,
+        },
+    ),
+    Route(
+        "DELETE",
+        _ONE,
+        delete_subscription,
+        "deleteSubscription",
+        "Stop routing to the subscription and delete its queue with what it holds.",
+        roles=ADMIN,
+        answers={
+            204: Answer("Deleted."),
+            **_AUTH,
+            404: problem_answer("No such subscription."),
+            **_BROKER,
+        },
+    ),
+    Route(
+        "GET",
+        "/asyncapi.json",
+        get_asyncapi,
+        "getAsyncApi",
+        "AsyncAPI 3.0 document of every topic, queue and payload.",
+        answers={200: Answer("AsyncAPI 3.0 document.")},
+        public=True,
+    ),
+)

@@ -1,0 +1,165 @@
+"""The subscriptions service: create, list, pause, resume and delete partner subscriptions.
+
+It talks to the store and the broker only through the ``SubscriptionStore`` and
+``PartnerChannels`` ports. A subscription's queue is declared before the subscription
+is stored, so the router never routes to a queue that does not exist yet.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from contracts.problem import FieldError
+from contracts.subscription import (
+    DeliveryMode,
+    DeliveryView,
+    NewSubscription,
+    SubscriptionStatus,
+    SubscriptionView,
+    WebhookDelivery,
+)
+from gateway import topics
+from gateway.errors import GatewayError, InvalidInput
+from gateway.partners import Subscription
+from gateway.ports import PartnerChannels, SubscriptionStore
+
+
+class InvalidSubscription(InvalidInput):
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__(f"{len(errors)} invalid field(s)")
+        self.errors = errors
+
+
+class SubscriptionConflict(InvalidInput):
+    """The request contradicts the subscription's state or another subscription (409)."""
+
+
+class SubscriptionNotFound(GatewayError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionService:
+    store: SubscriptionStore
+    channels: PartnerChannels
+    clock: Callable[[], datetime]
+    new_id: Callable[[], str]
+    new_secret: Callable[[], str]
+
+    async def create(self, request: NewSubscription) -> tuple[Subscription, str | None]:
+        """The new subscription and, for a webhook, its secret (shown this once)."""
+        errors = [
+            FieldError(pointer=f"/patterns/{i}", detail=str(exc))
+            for i, pattern in enumerate(request.patterns)
+            for exc in _pattern_error(pattern)
+        ]
+        if errors:
+            raise InvalidSubscription(errors)
+        delivery = request.delivery
+        if delivery.mode is DeliveryMode.AMQP:
+            for other in await self.store.subscriptions():
+                if other.agency_id == request.agency_id and other.mode is DeliveryMode.AMQP:
+                    raise SubscriptionConflict(
+                        f"agency {request.agency_id} already has an AMQP subscription "
+                        f"({other.subscription_id}); its queue is one per agency"
+                    )
+        now = self.clock()
+        secret = None
+        url = None
+        if isinstance(delivery, WebhookDelivery):
+            url, secret = delivery.url, delivery.secret or self.new_secret()
+        subscription = Subscription(
+            subscription_id=self.new_id(),
+            agency_id=request.agency_id,
+            role=request.role,
+            patterns=tuple(dict.fromkeys(request.patterns)),
+            mode=delivery.mode,
+            status=SubscriptionStatus.ACTIVE,
+            created_at=now,
+            updated_at=now,
+            url=url,
+            secret=secret,
+        )
+        await self.channels.open(subscription)
+        try:
+            await self.store.add_subscription(subscription)
+        except BaseException:
+            await self.channels.close(subscription, await self.store.subscriptions())
+            raise
+        return subscription, secret
+
+    async def list(self) -> list[Subscription]:
+        return await self.store.subscriptions()
+
+    async def get(self, subscription_id: str) -> Subscription:
+        subscription = await self.store.subscription(subscription_id)
+        if subscription is None:
+            raise SubscriptionNotFound(subscription_id)
+        return subscription
+
+    async def pause(self, subscription_id: str) -> Subscription:
+        """Stop delivering a webhook subscription; its queue keeps filling."""
+        subscription = await self.get(subscription_id)
+        if subscription.mode is DeliveryMode.AMQP:
+            raise SubscriptionConflict(
+                "an AMQP subscription is read by the agency itself; the gateway cannot "
+                "pause it (revoke the agency's broker user to stop it reading)"
+            )
+        if not subscription.active:
+            return subscription
+        changed = await self._set(subscription_id, SubscriptionStatus.PAUSED)
+        await self.channels.pause(changed)
+        return changed
+
+    async def resume(self, subscription_id: str) -> Subscription:
+        """Deliver again, starting with everything that queued while paused."""
+        subscription = await self.get(subscription_id)
+        if subscription.active:
+            return subscription
+        changed = await self._set(subscription_id, SubscriptionStatus.ACTIVE)
+        await self.channels.resume(changed)
+        return changed
+
+    async def delete(self, subscription_id: str) -> Subscription:
+        """Stop routing and delivering, and delete its queue with what it holds; answers
+        the subscription as it was."""
+        subscription = await self.get(subscription_id)
+        await self.store.remove_subscription(subscription_id)
+        await self.channels.close(subscription, await self.store.subscriptions())
+        return subscription
+
+    async def restore(self) -> None:
+        """Declare and start every stored subscription (at start and broker return)."""
+        for subscription in await self.store.subscriptions():
+            await self.channels.open(subscription)
+
+    def view(self, subscription: Subscription) -> SubscriptionView:
+        return SubscriptionView(
+            subscription_id=subscription.subscription_id,
+            agency_id=subscription.agency_id,
+            role=subscription.role,
+            patterns=list(subscription.patterns),
+            delivery=DeliveryView(
+                mode=subscription.mode,
+                url=subscription.url,
+                secret_hint=subscription.secret_hint,
+                queue=self.channels.queue_of(subscription),
+            ),
+            status=subscription.status,
+            created_at=subscription.created_at,
+            updated_at=subscription.updated_at,
+        )
+
+    async def _set(self, subscription_id: str, status: SubscriptionStatus) -> Subscription:
+        changed = await self.store.set_subscription_status(subscription_id, status, self.clock())
+        if changed is None:
+            raise SubscriptionNotFound(subscription_id)
+        return changed
+
+
+def _pattern_error(pattern: str) -> list[topics.InvalidPattern]:
+    try:
+        topics.check_pattern(pattern)
+    except topics.InvalidPattern as exc:
+        return [exc]
+    return []

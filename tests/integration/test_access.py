@@ -1,0 +1,137 @@
+"""Who may call what: every route declares it, and the middleware enforces it."""
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from gateway_support import delete_namespace, settings_for_test
+
+from contracts.problem import PROBLEM_MEDIA_TYPE
+from gateway.access import ApiRole
+from gateway.adapters.api import ROUTES
+from gateway.adapters.auth import ROLE, TokenTable, auth_middleware
+from gateway.adapters.openapi import SECURITY_SCHEMES
+from gateway.adapters.problems import problem_middleware
+from gateway.adapters.routes import Route
+from gateway.bootstrap import RUNTIME, build_app
+
+pytestmark = pytest.mark.integration
+
+TOKENS = {role: f"token-of-{role.value}-0123456789" for role in ApiRole}
+ROLE_ROUTES = [route for route in ROUTES if route.roles]
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
+def test_every_route_declares_who_may_call_it(route: Route) -> None:
+    assert route.access_declared, "declare roles, a signature scheme in security, or public=True"
+    kinds = [bool(route.roles), route.security is not None, route.public]
+    assert kinds.count(True) == 1, "a route is either role-checked, signed or public"
+    if route.security is not None:
+        assert route.security in SECURITY_SCHEMES
+
+
+def test_an_undeclared_route_is_caught() -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response()
+
+    assert not Route("GET", "/x", handler, "getX", "X.").access_declared
+
+
+Make = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
+
+
+async def ok(request: web.Request) -> web.Response:
+    return web.json_response({"role": request[ROLE].value})
+
+
+async def public(request: web.Request) -> web.Response:
+    return web.json_response({"public": True})
+
+
+@pytest.fixture
+async def guarded() -> AsyncIterator[TestClient[Any, Any]]:
+    roles = {"headOnly": frozenset({ApiRole.HEAD}), "staff": frozenset(ApiRole)}
+    app = web.Application(
+        middlewares=[
+            problem_middleware,
+            auth_middleware(TokenTable(TOKENS), lambda name: roles.get(name or "", frozenset())),
+        ]
+    )
+    app.router.add_get("/head", ok, name="headOnly")
+    app.router.add_get("/staff", ok, name="staff")
+    app.router.add_get("/open", public, name="open")
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    yield client
+    await client.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "authorization", "status"),
+    [
+        ("/head", None, 401),
+        ("/head", "Bearer ", 401),
+        ("/head", "Basic " + TOKENS[ApiRole.HEAD], 401),
+        ("/head", "Bearer not-a-token", 401),
+        ("/head", "Bearer " + TOKENS[ApiRole.HEAD][:-1], 401),
+        ("/head", "Bearer " + TOKENS[ApiRole.SATGAS], 403),
+        ("/head", "Bearer " + TOKENS[ApiRole.ADMIN], 403),
+        ("/head", "Bearer " + TOKENS[ApiRole.HEAD], 200),
+        ("/head", "bearer " + TOKENS[ApiRole.HEAD], 200),
+        ("/staff", "Bearer " + TOKENS[ApiRole.OPS], 200),
+        ("/open", None, 200),
+    ],
+)
+async def test_401_without_a_known_token_403_for_another_role(
+    guarded: TestClient[Any, Any], path: str, authorization: str | None, status: int
+) -> None:
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    response = await guarded.get(path, headers=headers)
+    assert response.status == status
+    if status == 200:
+        return
+    assert response.content_type == PROBLEM_MEDIA_TYPE
+    problem = await response.json(content_type=None)
+    assert problem["status"] == status
+    if status == 401:
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    else:
+        assert "head" in problem["detail"]
+
+
+def test_tokens_are_kept_only_as_digests() -> None:
+    table = TokenTable(TOKENS)
+    assert all(token not in repr(vars(table)) for token in TOKENS.values())
+    assert table.role_of(TOKENS[ApiRole.OPS]) is ApiRole.OPS
+    assert table.role_of("") is None
+
+
+@pytest.mark.parametrize("route", ROLE_ROUTES, ids=lambda r: f"{r.method} {r.path}")
+async def test_the_real_app_refuses_no_token_and_another_roles_token(
+    tmp_path: Path, route: Route
+) -> None:
+    settings = settings_for_test(
+        tmp_path, **{f"{role.value}_token": token for role, token in TOKENS.items()}
+    )
+    app = build_app(settings)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    path = route.path.replace("{", "").replace("}", "")
+    try:
+        async with asyncio.timeout(15):
+            await app[RUNTIME].broker_up.wait()
+        anonymous = await client.request(route.method, path)
+        assert anonymous.status == 401
+        assert anonymous.content_type == PROBLEM_MEDIA_TYPE
+        [other, *_] = [role for role in ApiRole if role not in route.roles]
+        headers = {"Authorization": f"Bearer {TOKENS[other]}"}
+        wrong = await client.request(route.method, path, headers=headers)
+        assert wrong.status == 403
+        assert wrong.content_type == PROBLEM_MEDIA_TYPE
+    finally:
+        await client.close()
+        await delete_namespace(settings)

@@ -1,0 +1,70 @@
+"""The benchmark harness, run briefly at a low rate against the gateway and the baseline."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).parents[2]
+RATE = 20
+SECONDS = 3
+PHASE_FIELDS = {
+    "offered_rate",
+    "sent",
+    "accepted",
+    "errors",
+    "expected_at_112",
+    "received_at_112",
+    "missing_at_112",
+    "throughput_rps",
+    "latency_to_112_ms",
+    "intake_answer_ms",
+    "cpu_s_per_1000",
+    "peak_rss_mb",
+}
+
+
+@pytest.mark.timeout(60)
+def test_bench_smoke_delivers_every_report_through_gateway_and_baseline(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "smoke",
+            f"--smoke-rate={RATE}",
+            f"--smoke-seconds={SECONDS}",
+            f"--json-out={out}",
+            f"--work-dir={tmp_path / 'work'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert {"nproc", "cpu_model", "ram_gib", "python", "rabbitmq"} <= results["machine"].keys()
+    for target in ("gateway", "baseline"):
+        phase = results["smoke"][target]
+        assert phase.keys() >= PHASE_FIELDS, target
+        assert phase["sent"] == phase["accepted"] == RATE * SECONDS, target
+        assert phase["errors"] == 0, (target, phase["error_kinds"])
+        assert phase["expected_at_112"] > 0, target
+        assert phase["received_at_112"] == phase["expected_at_112"], target
+        assert phase["missing_at_112"] == 0, target
+        assert set(phase["latency_to_112_ms"]) == {"p50", "p95", "p99", "max"}, target
+        assert all(v is not None and v > 0 for v in phase["latency_to_112_ms"].values()), target
+        assert phase["throughput_rps"] > 0, target
+        assert phase["cpu_s_per_1000"] > 0, target
+        assert phase["peak_rss_mb"] > 0, target
+    # most generated reports need 112; the baseline forwards every one
+    gateway, baseline = results["smoke"]["gateway"], results["smoke"]["baseline"]
+    assert gateway["expected_at_112"] >= 0.7 * gateway["accepted"]
+    assert baseline["expected_at_112"] == baseline["accepted"]

@@ -1,0 +1,414 @@
+"""Partner agencies on the real broker: subscriptions, per-role fan-out, isolation of a
+slow partner, pause and resume."""
+
+import asyncio
+import json
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gateway_support import RunningGateway, running_gateway
+from partner_support import (
+    ADMIN,
+    ADMIN_TOKEN,
+    admin,
+    delete_partners,
+    eventually,
+    partner,
+    pika_read,
+    queue_depth,
+    subscribe,
+    unique_report,
+)
+
+from contracts.envelope import Envelope, RecipientRole
+from gateway.bootstrap import RUNTIME
+from gateway.partners import partner_distribution_id
+from gateway.redaction import redact_case
+
+pytestmark = pytest.mark.integration
+
+PINANG_HIGH = "valid-01-app-basic.json"  # case.created.pinang.high, needs 112
+CIPONDOH_HIGH = "valid-02-patbm-cadre-child.json"  # case.created.cipondoh.high, needs 112
+OPS_TOKEN = "ops-token-for-partner-tests-0123"
+KARANG_TENGAH_MEDIUM = "valid-03-hotline-anonymous-no-medis.json"  # no 112, no consent
+
+
+@pytest.fixture
+async def gw(tmp_path: Path) -> AsyncIterator[RunningGateway]:
+    async with running_gateway(
+        tmp_path, admin_token=ADMIN_TOKEN, push_attempts=1, retry_delays_s=[1, 2]
+    ) as gateway:
+        try:
+            yield gateway
+        finally:
+            await delete_partners(gateway)
+
+
+async def post(gw: RunningGateway, name: str) -> str:
+    status, body = await gw.post_report(unique_report(name))
+    assert status == 202, body
+    case_id: str = body["case_id"]
+    return case_id
+
+
+async def test_amqp_subscribers_get_exactly_their_topics_redacted_for_their_role(
+    gw: RunningGateway,
+) -> None:
+    police = await subscribe(
+        gw,
+        agency_id="polres-metro",
+        role="police",
+        patterns=["case.*.pinang.#", "case.created.cipondoh.critical"],
+        delivery={"mode": "amqp"},
+    )
+    dashboard = await subscribe(
+        gw,
+        agency_id="dashboard-kota",
+        role="dashboard",
+        patterns=["case.created.#"],
+        delivery={"mode": "amqp"},
+    )
+    social = await subscribe(
+        gw,
+        agency_id="dinsos",
+        role="social",
+        patterns=["case.created.*.medium", "case.created.karang-tengah.#"],
+        delivery={"mode": "amqp"},
+    )
+    pinang = await post(gw, PINANG_HIGH)
+    cipondoh = await post(gw, CIPONDOH_HIGH)
+    karang_tengah = await post(gw, KARANG_TENGAH_MEDIUM)
+
+    expected = {
+        police["delivery"]["queue"]: (RecipientRole.POLICE, {pinang}),
+        dashboard["delivery"]["queue"]: (
+            RecipientRole.DASHBOARD,
+            {pinang, cipondoh, karang_tengah},
+        ),
+        social["delivery"]["queue"]: (RecipientRole.SOCIAL, {karang_tengah}),
+    }
+    store = await gw.store()
+    try:
+        for queue, (role, case_ids) in expected.items():
+            taken = await asyncio.to_thread(pika_read, queue, len(case_ids), timeout_s=15)
+            envelopes = [Envelope.model_validate_json(body) for _, body in taken]
+            assert sorted(e.case_id for e in envelopes) == sorted(case_ids), queue
+            for (properties, _), envelope in zip(taken, envelopes, strict=True):
+                case = await store.get_case(envelope.case_id)
+                assert case is not None
+                assert envelope.redaction_profile is role
+                assert envelope.recipient_roles == [role]
+                assert envelope.content == redact_case(case, role)
+                assert (envelope.kind, envelope.schema_, envelope.sequence) == (
+                    "report",
+                    "kdrt-case/1",
+                    1,
+                )
+                assert envelope.routing_key is not None
+                assert envelope.routing_key.startswith("case.created.")
+                assert properties.message_id == envelope.distribution_id
+                assert properties.delivery_mode == 2
+    finally:
+        await store.close()
+
+
+async def test_the_partner_copy_has_a_distribution_id_derived_from_the_event(
+    gw: RunningGateway,
+) -> None:
+    created = await subscribe(
+        gw, agency_id="rsud", role="health", patterns=["#"], delivery={"mode": "amqp"}
+    )
+    case_id = await post(gw, PINANG_HIGH)
+
+    [(_, body)] = await asyncio.to_thread(pika_read, created["delivery"]["queue"], 1, timeout_s=15)
+
+    envelope = Envelope.model_validate_json(body)
+    with sqlite3.connect(gw.settings.sqlite_path()) as db:
+        events = db.execute(
+            "SELECT message_id FROM outbox WHERE case_id = ? AND destination = 'events'",
+            (case_id,),
+        ).fetchall()
+    [(event_id,)] = events
+    assert envelope.distribution_id == partner_distribution_id(event_id, created["subscription_id"])
+
+
+async def test_a_partner_that_is_down_delays_neither_112_nor_another_partner(
+    gw: RunningGateway,
+) -> None:
+    async with partner() as down, partner() as up:
+        await down.set_mode(mode="down")
+        for agency, receiver in (("puskesmas-down", down), ("rs-up", up)):
+            await subscribe(
+                gw,
+                agency_id=agency,
+                role="health",
+                patterns=["case.created.#"],
+                delivery={"mode": "webhook", "url": receiver.url, "secret": receiver.secret},
+            )
+        case_ids = {await post(gw, PINANG_HIGH), await post(gw, CIPONDOH_HIGH)}
+
+        async def others_have_all() -> bool:
+            to_112 = {m["body"]["case_id"] for m in await gw.sim_messages()}
+            to_up = {body["case_id"] for body in await up.accepted()}
+            return to_112 == case_ids and to_up == case_ids
+
+        await eventually(others_have_all, 5.0, "112 and the partner that is up have both cases")
+        assert await down.accepted() == []
+        assert [m for m in await down.messages() if m["signature_valid"]]  # it was tried
+
+        await down.set_mode(mode="ok")
+
+        async def down_caught_up() -> bool:
+            return {body["case_id"] for body in await down.accepted()} == case_ids
+
+        await eventually(down_caught_up, 30.0, "the partner that was down has both cases")
+        for body in await up.accepted() + await down.accepted():
+            assert body["redaction_profile"] == "health"
+
+
+async def test_pausing_and_resuming_loses_nothing(gw: RunningGateway) -> None:
+    async with partner() as receiver:
+        created = await subscribe(
+            gw,
+            agency_id="p2tp2a",
+            role="shelter",
+            patterns=["case.#"],
+            delivery={"mode": "webhook", "url": receiver.url, "secret": receiver.secret},
+        )
+        one = f"/v1/subscriptions/{created['subscription_id']}"
+        paused = await admin(gw, "POST", one + "/pause")
+        assert paused["status"] == "paused"
+        case_ids = {await post(gw, name) for name in (PINANG_HIGH, CIPONDOH_HIGH)}
+        case_ids.add(await post(gw, KARANG_TENGAH_MEDIUM))
+
+        queue = created["delivery"]["queue"]
+
+        async def queued_all() -> bool:
+            return await queue_depth(queue) == len(case_ids)
+
+        await eventually(queued_all, 10.0, "the paused subscription's queue holds every event")
+        await asyncio.sleep(0.5)
+        assert await receiver.messages() == []
+
+        resumed = await admin(gw, "POST", one + "/resume")
+        assert resumed["status"] == "active"
+
+        async def delivered_all() -> bool:
+            return {body["case_id"] for body in await receiver.accepted()} == case_ids
+
+        await eventually(delivered_all, 15.0, "everything queued while paused is delivered")
+        assert await queue_depth(queue) == 0
+        assert len(await receiver.accepted()) == len(case_ids)
+
+
+async def test_subscriptions_api(gw: RunningGateway) -> None:
+    secret_given = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    given = await subscribe(
+        gw,
+        agency_id="polres",
+        role="police",
+        patterns=["case.#", "sla.breached.#"],
+        delivery={"mode": "webhook", "url": "http://127.0.0.1:9/hook", "secret": secret_given},
+    )
+    made = await subscribe(
+        gw,
+        agency_id="polres",
+        role="police",
+        patterns=["status.#"],
+        delivery={"mode": "webhook", "url": "http://127.0.0.1:9/other"},
+    )
+    assert given["secret"] == secret_given
+    assert made["secret"].startswith("whsec_")
+    assert made["delivery"]["secret_hint"] == "…" + made["secret"][-4:]
+    assert given["delivery"]["queue"] == (
+        f"{gw.settings.namespace}.deliver.{given['subscription_id']}"
+    )
+
+    response = await gw.client.get("/v1/subscriptions", headers=ADMIN)
+    text = await response.text()
+    assert response.status == 200
+    assert secret_given not in text
+    assert made["secret"] not in text
+    listed = json.loads(text)["subscriptions"]
+    assert [s["subscription_id"] for s in listed] == [
+        given["subscription_id"],
+        made["subscription_id"],
+    ]
+    assert all("secret" not in s for s in listed)
+
+    one = f"/v1/subscriptions/{given['subscription_id']}"
+    assert (await admin(gw, "GET", one))["patterns"] == ["case.#", "sla.breached.#"]
+    await admin(gw, "DELETE", one, expect=204)
+    await admin(gw, "GET", one, expect=404)
+    await admin(gw, "POST", one + "/pause", expect=404)
+    await admin(gw, "DELETE", one, expect=404)
+
+
+async def test_amqp_subscription_is_one_per_agency_and_cannot_pause(gw: RunningGateway) -> None:
+    first = await subscribe(
+        gw, agency_id="dinsos", role="social", patterns=["#"], delivery={"mode": "amqp"}
+    )
+    assert first["delivery"]["queue"] == f"{gw.settings.namespace}.partner.dinsos"
+    assert "secret" not in first
+
+    again = await admin(
+        gw,
+        "POST",
+        "/v1/subscriptions",
+        {"agency_id": "dinsos", "role": "social", "patterns": ["#"], "delivery": {"mode": "amqp"}},
+        expect=409,
+    )
+    assert "dinsos" in again["detail"]
+    await admin(gw, "POST", f"/v1/subscriptions/{first['subscription_id']}/pause", expect=409)
+
+
+@pytest.mark.parametrize(
+    ("body", "pointers"),
+    [
+        (
+            {
+                "agency_id": "Polres Kota",
+                "role": "police",
+                "patterns": ["#"],
+                "delivery": {"mode": "amqp"},
+            },
+            {"/agency_id"},
+        ),
+        (
+            {
+                "agency_id": "polres",
+                "role": "mayor",
+                "patterns": ["case.cre*.#", "case.created.pinang"],
+                "delivery": {"mode": "amqp"},
+            },
+            {"/role", "/patterns/0"},
+        ),
+        (
+            {
+                "agency_id": "polres",
+                "role": "police",
+                "patterns": ["case.created.pinang", "case.*.*.*.*"],
+                "delivery": {"mode": "amqp"},
+            },
+            {"/patterns/0", "/patterns/1"},
+        ),
+        (
+            {
+                "agency_id": "polres",
+                "role": "police",
+                "patterns": [],
+                "delivery": {"mode": "webhook", "url": "ftp://x", "secret": "nope"},
+            },
+            {"/patterns", "/delivery/url", "/delivery/secret"},
+        ),
+        (
+            {"agency_id": "polres", "role": "police", "patterns": ["#"], "delivery": {}},
+            {"/delivery"},
+        ),
+    ],
+)
+async def test_invalid_subscriptions_are_refused_naming_each_field(
+    gw: RunningGateway, body: dict[str, Any], pointers: set[str]
+) -> None:
+    problem = await admin(gw, "POST", "/v1/subscriptions", body, expect=422)
+
+    assert {e["pointer"] for e in problem["errors"]} == pointers
+    assert await admin(gw, "GET", "/v1/subscriptions") == {"subscriptions": []}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/subscriptions"),
+        ("POST", "/v1/subscriptions"),
+        ("POST", "/v1/subscriptions/sub-x/pause"),
+        ("DELETE", "/v1/subscriptions/sub-x"),
+    ],
+)
+async def test_only_the_admin_role_manages_subscriptions(
+    tmp_path: Path, method: str, path: str
+) -> None:
+    async with running_gateway(tmp_path, admin_token=ADMIN_TOKEN, ops_token=OPS_TOKEN) as gw:
+        anonymous = await gw.client.request(method, path, json={})
+        ops = await gw.client.request(
+            method, path, json={}, headers={"Authorization": f"Bearer {OPS_TOKEN}"}
+        )
+        assert (anonymous.status, ops.status) == (401, 403)
+
+
+async def test_asyncapi_is_served_and_public(gw: RunningGateway) -> None:
+    response = await gw.client.get("/asyncapi.json")
+    committed = json.loads(
+        (Path(__file__).parents[2] / "contracts" / "asyncapi.json").read_text(encoding="utf-8")
+    )
+
+    assert response.status == 200
+    assert await response.json() == committed
+
+
+async def test_two_gateway_processes_agree_on_pause_and_resume(tmp_path: Path) -> None:
+    shared: dict[str, Any] = {
+        "admin_token": ADMIN_TOKEN,
+        "namespace": f"t{uuid.uuid4().hex[:10]}",
+        "database_url": f"sqlite:///{tmp_path / 'shared.sqlite3'}",
+    }
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    async with (
+        running_gateway(tmp_path / "a", **shared) as first,
+        running_gateway(tmp_path / "b", **shared) as second,
+        partner() as receiver,
+    ):
+        try:
+            for gateway in (first, second):
+                partners = gateway.client.app[RUNTIME].partners
+                assert partners is not None
+                partners.sync_s = 0.1
+            created = await subscribe(
+                first,
+                agency_id="lbh-apik",
+                role="social",
+                patterns=["case.#"],
+                delivery={"mode": "webhook", "url": receiver.url, "secret": receiver.secret},
+            )
+            sub_id = created["subscription_id"]
+
+            def workers() -> list[bool]:
+                found = []
+                for gateway in (first, second):
+                    partners = gateway.client.app[RUNTIME].partners
+                    assert partners is not None
+                    found.append(partners.channels.worker(sub_id) is not None)
+                return found
+
+            async def both_deliver() -> bool:
+                return workers() == [True, True]
+
+            await eventually(both_deliver, 5.0, "the second process delivers it too")
+
+            await admin(first, "POST", f"/v1/subscriptions/{sub_id}/pause")
+
+            async def neither_delivers() -> bool:
+                return workers() == [False, False]
+
+            await eventually(neither_delivers, 5.0, "the second process paused it too")
+            case_ids = {await post(second, PINANG_HIGH), await post(first, CIPONDOH_HIGH)}
+
+            async def queued() -> bool:
+                return await queue_depth(created["delivery"]["queue"]) == len(case_ids)
+
+            await eventually(queued, 10.0, "the paused queue holds both events")
+            assert await receiver.messages() == []
+
+            await admin(second, "POST", f"/v1/subscriptions/{sub_id}/resume")
+
+            async def delivered() -> bool:
+                return {body["case_id"] for body in await receiver.accepted()} == case_ids
+
+            await eventually(delivered, 15.0, "both events delivered after resuming")
+        finally:
+            await delete_partners(first)
