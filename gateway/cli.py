@@ -141,6 +141,26 @@ def _config_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tail(args: argparse.Namespace) -> int:
+    from gateway.adapters.tail import tail
+    from gateway.settings import Settings
+
+    settings = Settings()
+    token = args.token or (settings.ops_token.get_secret_value() if settings.ops_token else "")
+    if not token:
+        print("no token: pass --token or set GATEWAY_OPS_TOKEN", file=sys.stderr)
+        return 2
+    url = args.url or f"http://127.0.0.1:{settings.http_port}"
+    filters = {
+        name: value
+        for name in ("q", "case_id", "distribution_id", "recipient", "outcome", "since")
+        if (value := getattr(args, name))
+    }
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(tail(url, token, filters, limit=args.limit))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway",
@@ -204,6 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     table = commands.add_parser("config-table", help="print every setting as a Markdown table")
     table.set_defaults(func=_config_table)
+
+    follow = commands.add_parser("tail", help="follow the delivery log live (ops token)")
+    follow.add_argument("--url", help="the gateway (default: this host's GATEWAY_HTTP_PORT)")
+    follow.add_argument("--token", help="default: GATEWAY_OPS_TOKEN")
+    for name in ("q", "case_id", "distribution_id", "recipient", "outcome", "since"):
+        follow.add_argument(f"--{name.replace('_', '-')}", dest=name)
+    follow.add_argument("--limit", type=int, help="stop after this many attempts")
+    follow.set_defaults(func=_tail)
     return parser
 
 

@@ -93,7 +93,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base)
+        _wait_up(base)
         yield Served(base, inbound, c112, tokens)
     finally:
         process.send_signal(signal.SIGTERM)
@@ -107,16 +107,16 @@ def served(tmp_path: Path) -> Iterator[Served]:
         asyncio.run(delete_namespace(settings_for_test(tmp_path, namespace=namespace)))
 
 
-def _wait_ready(base: str) -> None:
+def _wait_up(base: str) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
-            with urllib.request.urlopen(base + "/readyz", timeout=2) as response:  # noqa: S310 - loopback
+            with urllib.request.urlopen(base + "/healthz", timeout=2) as response:  # noqa: S310 - loopback
                 if response.status == 200:
                     return
         except (OSError, urllib.error.URLError):
             pass
-        assert time.monotonic() < deadline, "gateway serve never became ready"
+        assert time.monotonic() < deadline, "gateway serve never answered"
         time.sleep(0.2)
 
 

@@ -1,6 +1,7 @@
 """The ops console's API and live stream, against the running gateway."""
 
 import asyncio
+import io
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -9,6 +10,8 @@ from typing import Any
 import pytest
 from gateway_support import RunningGateway, running_gateway
 from samples import fixture_bytes, personal_strings
+
+from gateway.adapters.tail import render, tail
 
 pytestmark = pytest.mark.integration
 
@@ -118,3 +121,33 @@ async def test_no_personal_data_in_the_page_or_any_answer(gw: RunningGateway) ->
     texts.append(await (await gw.client.get("/v1/ops/deliveries", headers=_auth())).text())
     leaked = sorted(s for s in personal_strings() for text in texts if s in text)
     assert leaked == []
+
+
+async def test_gateway_tail_prints_json_lines_off_a_terminal(gw: RunningGateway) -> None:
+    out = io.StringIO()
+    follower = asyncio.create_task(
+        tail(str(gw.client.make_url("/")), OPS_TOKEN, {"recipient": "c112"}, out=out, limit=1)
+    )
+    await asyncio.sleep(0.3)
+    _, body = await gw.post_report(fixture_bytes("valid-01-app-basic.json"))
+    async with asyncio.timeout(5):
+        assert await follower == 0
+    line = json.loads(out.getvalue())
+    assert line["case_id"] == body["case_id"]
+    assert line["outcome"] == "delivered"
+
+
+def test_gateway_tail_colours_outcomes_on_a_terminal() -> None:
+    entry = {
+        "at": "t",
+        "case_id": "c",
+        "recipient": "c112",
+        "attempt": 2,
+        "outcome": "parked",
+        "status_code": 400,
+        "latency_ms": 12.4,
+    }
+    line = render(entry, colour=True)
+    assert "\x1b[31mparked" in line
+    assert "400" in line
+    assert "12 ms" in line

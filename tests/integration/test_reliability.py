@@ -54,6 +54,7 @@ from gateway.settings import Settings
 pytestmark = pytest.mark.integration
 
 Messages = list[dict[str, Any]]
+NO_RATE_LIMIT: dict[str, Any] = {"rate_limit_per_s": 100_000.0, "rate_limit_burst": 100_000}
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ async def expected_c112_ids(gw: RunningGateway, case_ids: list[str]) -> set[str]
 @pytest.mark.timeout(150)
 async def test_broker_stopped_and_started_while_reports_flow(tmp_path: Path) -> None:
     count = 500
-    async with running_gateway(tmp_path, relay_poll_s=0.2) as gw:
+    async with running_gateway(tmp_path, relay_poll_s=0.2, **NO_RATE_LIMIT) as gw:
         accepted: list[str] = []
         poster = asyncio.create_task(post_many(gw, count, accepted))
 
@@ -204,7 +205,7 @@ async def close_connections_named(name: str) -> int:
 @pytest.mark.timeout(120)
 async def test_every_broker_connection_closed_mid_flow(tmp_path: Path) -> None:
     count = 300
-    async with running_gateway(tmp_path, relay_poll_s=0.2) as gw:
+    async with running_gateway(tmp_path, relay_poll_s=0.2, **NO_RATE_LIMIT) as gw:
         accepted: list[str] = []
         poster = asyncio.create_task(post_many(gw, count, accepted))
 
@@ -288,6 +289,7 @@ async def test_gateway_process_sigkilled_mid_delivery_and_restarted(tmp_path: Pa
         GATEWAY_RELAY_POLL_S="0.2",
         GATEWAY_LOG_LEVEL="warning",
         GATEWAY_LOG_JSON="true",
+        GATEWAY_RATE_LIMIT_BURST="100000",
     )
     serve = ServeProcess(env, tmp_path / "serve.log")
     settings = Settings.model_validate({"namespace": namespace, "retry_delays_s": [1, 2]})
@@ -471,7 +473,7 @@ async def test_a_poison_message_is_parked_by_the_delivery_limit_while_others_flo
     tmp_path: Path,
 ) -> None:
     count = 50
-    async with running_gateway(tmp_path, delivery_limit=3) as gw:
+    async with running_gateway(tmp_path, delivery_limit=3, **NO_RATE_LIMIT) as gw:
         connection = AmqpConnection(AMQP_URL, name="test-poison")
         await connection.connect()
         poison_id = str(uuid.uuid4())
@@ -573,7 +575,7 @@ async def test_per_case_order_holds_with_random_failures(tmp_path: Path) -> None
 @pytest.mark.timeout(120)
 async def test_broker_down_at_intake(tmp_path: Path) -> None:
     count = 50
-    async with running_gateway(tmp_path, relay_poll_s=0.2) as gw:
+    async with running_gateway(tmp_path, relay_poll_s=0.2, **NO_RATE_LIMIT) as gw:
         accepted: list[str] = []
         async with broker_stopped():
             await post_many(gw, count, accepted)
