@@ -28,6 +28,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 test: $(STAMP) services lint typecheck
+	$(BIN)/python scripts/clean-test-broker.py
 	$(BIN)/pytest -q -p no:cacheprovider
 
 schemas: $(STAMP)

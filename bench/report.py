@@ -14,6 +14,7 @@ TARGET_P99_MS = 10.0
 TARGET_RSS_MB = 200.0
 TARGET_DRAIN_SHARE = 0.70
 TARGET_WAITING = 100_000
+TARGET_P99_RATE = 50
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -41,10 +42,20 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     else:
         rows.append(("saturated throughput ≥ 60 % of baseline", "–", _verdict(None)))
     p99 = results.get("fixed", {}).get("gateway", {}).get("latency_to_112_ms", {}).get("p99")
+    source = ""
+    if p99 is None:
+        at_50 = [
+            step
+            for step in rising.get("gateway", {}).get("steps", [])
+            if step["offered_rate"] == TARGET_P99_RATE
+        ]
+        if at_50:
+            p99 = at_50[0]["latency_to_112_ms"]["p99"]
+            source = f" (the rising-rate step at 50/s, {at_50[0]['seconds']:g} s)"
     rows.append(
         (
             "p99 POST→112 ≤ 10 ms at 50 reports/s",
-            "–" if p99 is None else f"{p99:.1f} ms",
+            "–" if p99 is None else f"{p99:.1f} ms{source}",
             _verdict(None if p99 is None else p99 <= TARGET_P99_MS),
         )
     )
@@ -185,8 +196,8 @@ def render(results: dict[str, Any], img_dir: Path, doc_dir: Path) -> str:
         "`CLOCK_MONOTONIC`, one clock for every process on the machine).",
         "- **Reports** are the three sample fixtures with a unique `id_laporan`, a kelurahan "
         "drawn from the city's list and varied flags; about 90 % need other agencies and "
-        "go to 112. They are generated and signed (Standard Webhooks, with the second "
-        "each is scheduled in) before the clock starts.",
+        "go to 112 (all of them in the backlogs). They are generated and signed "
+        "(Standard Webhooks, with the second each is scheduled in) before the clock starts.",
         "- **Throughput** is reports completed (at 112, or answered for the ones that stay "
         "local) per second from the first scheduled send to the last completion. A step is "
         "*saturated* when it achieves < 90 % of the offered rate, loses a report, errs, or "
@@ -251,6 +262,8 @@ def render(results: dict[str, Any], img_dir: Path, doc_dir: Path) -> str:
             lines.append(
                 f"| saturated throughput (reports/s) | {gw:.0f} | {base:.0f} | {gw / base:.2f} |"
             )
+        if not fixed and rising and "baseline" in rising:
+            lines += _ratio_rows_at(rising, TARGET_P99_RATE)
         if fixed and "baseline" in fixed:
             for q in ("p50", "p99"):
                 gw_l = fixed["gateway"]["latency_to_112_ms"][q]
@@ -346,6 +359,27 @@ def render(results: dict[str, Any], img_dir: Path, doc_dir: Path) -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+def _ratio_rows_at(rising: dict[str, Any], rate: float) -> list[str]:
+    """p50 / p99 ratios from the rising-rate steps at ``rate``, when both ran it."""
+    at = {
+        name: step
+        for name, data in rising.items()
+        for step in data["steps"]
+        if step["offered_rate"] == rate
+    }
+    rows = []
+    if {"gateway", "baseline"} <= at.keys():
+        for q in ("p50", "p99"):
+            gw_l = at["gateway"]["latency_to_112_ms"][q]
+            base_l = at["baseline"]["latency_to_112_ms"][q]
+            if gw_l is not None and base_l:
+                rows.append(
+                    f"| {q} POST→112, rising step at {rate:g}/s (ms) | "
+                    f"{gw_l:.1f} | {base_l:.1f} | {gw_l / base_l:.1f} |"
+                )
+    return rows
 
 
 def _pairs(*rows: tuple[str, Any]) -> list[str]:

@@ -19,7 +19,7 @@ from gateway.access import ApiRole
 from gateway.adapters.problems import problem_response
 from gateway.adapters.request_body import BodyRefused, parse_json, read_json_bytes
 from gateway.adapters.routes import Answer, Route, problem_answer
-from gateway.errors import NotReady, SignatureInvalid, StoreUnavailable
+from gateway.errors import GatewayError, NotReady, SignatureInvalid, StoreUnavailable
 from gateway.model import DeliveryAttempt, ParkedMessage, ParkedSelector, ReceiptRecord
 
 log = structlog.get_logger(__name__)
@@ -314,9 +314,13 @@ async def post_replay(request: web.Request) -> web.Response:
         replayed = await ctx.replay(selector)
     except StoreUnavailable:
         return _unavailable()
-    except NotReady as exc:
+    except GatewayError as exc:  # not ready, or the broker did not confirm a publish
+        log.warning("ops.replay_failed", error_class=type(exc).__name__)
         return problem_response(
-            503, slug="not-ready", detail=str(exc), headers={"Retry-After": "5"}
+            503,
+            slug="not-ready",
+            detail="The broker or the store is unavailable; what was confirmed stays replayed.",
+            headers={"Retry-After": "5"},
         )
     log.info("ops.replay", count=len(replayed))
     answer = ReplayAnswer(replayed=[p.distribution_id for p in replayed])

@@ -1,7 +1,7 @@
 """The broker topology as data, every name under one namespace prefix ``ns``.
 
     {ns}.events      topic   alternate-exchange {ns}.unroutable
-    {ns}.unroutable  fanout  → queue {ns}.unroutable
+    {ns}.unroutable  fanout  → queue {ns}.unroutable (the latest 10 000 only)
     {ns}.deliver     topic   → queue {ns}.deliver.<R>  keys "<R>" and "retry.*.<R>"
                                   delivery limit, dead-letters to {ns}.dlx
     {ns}.retry       topic   → queue {ns}.retry.<D>s   key "retry.<D>s.*"
@@ -119,7 +119,11 @@ class Topology:
 
     def queues(self) -> tuple[QueueSpec, ...]:
         return (
-            QueueSpec(self.unroutable_queue, _quorum()),
+            # events no one subscribes to are normal: keep the latest few for inspection
+            QueueSpec(
+                self.unroutable_queue,
+                {**_quorum(), "x-max-length": UNROUTABLE_KEPT, "x-overflow": "drop-head"},
+            ),
             QueueSpec(self.parking_queue, _quorum()),
             *(self.deliver_queue_spec(r) for r in self.recipients),
             *(self.retry_queue_spec(d) for d in self.ladder),
@@ -178,6 +182,9 @@ def build_topology(
         ladder=tuple(sorted(set(ladder))),
         delivery_limit=delivery_limit,
     )
+
+
+UNROUTABLE_KEPT = 10_000
 
 
 def _quorum() -> dict[str, Any]:

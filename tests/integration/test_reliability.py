@@ -7,7 +7,8 @@ whole suite stays within minutes. Every scenario prints one ``RELIABILITY`` line
 its figures (``pytest -s``); docs/reliability.md keeps them.
 
 Two scenarios stop the broker's application (``rabbitmqctl stop_app``), which every
-user of this broker notices: they always start it again in a ``finally`` block.
+user of this broker notices: they run only with ``RELIABILITY_STOP_BROKER=1`` and
+always start it again (detached, so even a test timeout cannot leave it down).
 """
 
 import asyncio
@@ -54,6 +55,11 @@ from gateway.settings import Settings
 pytestmark = pytest.mark.integration
 
 Messages = list[dict[str, Any]]
+STOPS_THE_BROKER = pytest.mark.skipif(
+    os.environ.get("RELIABILITY_STOP_BROKER") != "1",
+    reason="stops the shared broker (rabbitmqctl stop_app) for everyone on this machine: "
+    "set RELIABILITY_STOP_BROKER=1 where the broker is this run's alone (CI)",
+)
 NO_RATE_LIMIT: dict[str, Any] = {"rate_limit_per_s": 100_000.0, "rate_limit_burst": 100_000}
 
 
@@ -164,7 +170,8 @@ async def expected_c112_ids(gw: RunningGateway, case_ids: list[str]) -> set[str]
 # 1
 
 
-@pytest.mark.timeout(150)
+@STOPS_THE_BROKER
+@pytest.mark.timeout(400)
 async def test_broker_stopped_and_started_while_reports_flow(tmp_path: Path) -> None:
     count = 500
     async with running_gateway(tmp_path, relay_poll_s=0.2, **NO_RATE_LIMIT) as gw:
@@ -572,7 +579,8 @@ async def test_per_case_order_holds_with_random_failures(tmp_path: Path) -> None
 # 8
 
 
-@pytest.mark.timeout(120)
+@STOPS_THE_BROKER
+@pytest.mark.timeout(400)
 async def test_broker_down_at_intake(tmp_path: Path) -> None:
     count = 50
     async with running_gateway(tmp_path, relay_poll_s=0.2, **NO_RATE_LIMIT) as gw:
