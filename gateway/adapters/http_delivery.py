@@ -5,7 +5,7 @@ signs with ``GATEWAY_C112_SECRET``); the other routes are for the ops role.
 """
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
@@ -223,6 +223,15 @@ async def post_c112_receipt(request: web.Request) -> web.Response:
             slug="invalid-receipt",
             detail="The receipt has invalid fields.",
             errors=_field_errors(exc),
+        )
+    try:
+        receipt.at.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return problem_response(
+            422,
+            slug="invalid-receipt",
+            detail="The receipt has invalid fields.",
+            errors=[FieldError(pointer="/at", detail="not a representable UTC time")],
         )
     record = ReceiptRecord(
         webhook_id=webhook_id,

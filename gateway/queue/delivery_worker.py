@@ -402,8 +402,9 @@ class DeliveryWorker:
     async def _resume_after(self, delay_s: float) -> None:
         """After each cool-down, take one message off the queue as the probe; consume
         again once a probe got through (or the queue had nothing to probe with)."""
+        wait_s = delay_s
         while True:
-            await asyncio.sleep(delay_s)
+            await asyncio.sleep(wait_s)
             consumer = self._consumer
             if consumer is None or consumer.tag is not None or self.gone_reason is not None:
                 return
@@ -411,11 +412,15 @@ class DeliveryWorker:
                 probe = await consumer.queue.get(no_ack=False, fail=False)
                 if probe is not None:
                     await self.handle(probe)
-                    if self.breaker is not None and self.breaker.state is not BreakerState.CLOSED:
+                    breaker = self.breaker
+                    if breaker is not None and breaker.state is not BreakerState.CLOSED:
+                        # no push made (deferred for order): take the next one at once
+                        wait_s = delay_s if breaker.remaining_s(self._clock()) > 0 else 0.0
                         continue
                 tag = await consumer.queue.consume(self.handle)
             except Exception as exc:  # noqa: BLE001 - a paused queue must be resumed, whatever failed
                 log.warning("delivery.resume_failed", error_class=type(exc).__name__)
+                wait_s = delay_s
                 continue
             if self._consumer is consumer:
                 self._consumer = replace(consumer, tag=tag)

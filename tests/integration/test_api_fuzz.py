@@ -104,7 +104,15 @@ def served(tmp_path: Path) -> Iterator[Served]:
             process.wait()
         log.close()
         RUN_SCAN.write((tmp_path / "serve.log").read_text(encoding="utf-8", errors="replace"))
-        asyncio.run(delete_namespace(settings_for_test(tmp_path, namespace=namespace)))
+        asyncio.run(
+            delete_namespace(
+                settings_for_test(
+                    tmp_path,
+                    namespace=namespace,
+                    database_url=f"sqlite:///{tmp_path / 'gw.sqlite3'}",
+                )
+            )
+        )
 
 
 def _wait_up(base: str) -> None:
@@ -173,6 +181,12 @@ def _fuzz(operation: Any, served: Served, statuses: set[int]) -> None:
     check()
 
 
+def _streams(definition: dict[str, Any]) -> bool:
+    """An endless event stream has no whole answer to validate; it is left out."""
+    answers = definition.get("responses", {}).values()
+    return any("text/event-stream" in answer.get("content", {}) for answer in answers)
+
+
 def _post_signed(served: Served, body: bytes) -> int:
     headers = signing.webhook_headers(
         [served.inbound_secret], str(uuid.uuid4()), body, datetime.now(UTC)
@@ -192,7 +206,11 @@ def test_the_api_answers_as_its_openapi_document_says(served: Served) -> None:
     schema = schemathesis.openapi.from_url(served.base + "/openapi.json")
     results = list(schema.get_all_operations())
     assert all(isinstance(result, Ok) for result in results), results
-    operations = [result.ok() for result in results if isinstance(result, Ok)]
+    operations = [
+        result.ok()
+        for result in results
+        if isinstance(result, Ok) and not _streams(result.ok().definition.raw)
+    ]
     assert len(operations) >= 5
     statuses: dict[str, set[int]] = {}
     for operation in operations:
