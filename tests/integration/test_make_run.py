@@ -60,7 +60,11 @@ def make_run(tmp_path: Path) -> Iterator[dict[str, str]]:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         log.close()
-        settings = settings_for_test(tmp_path, namespace=env["GATEWAY_NAMESPACE"])
+        settings = settings_for_test(
+            tmp_path,
+            namespace=env["GATEWAY_NAMESPACE"],
+            database_url=env["GATEWAY_DATABASE_URL"],
+        )
         asyncio.run(delete_namespace(settings))
 
 
