@@ -119,6 +119,12 @@ def decide(
                 references=references,
             )
         )
+        key = routing_key("status", report.type, kecamatan_slug, case.risk.level.value)
+        outgoing.append(
+            status_event_message(
+                case.case_id, report, key, now=now, sending=sending, sequence=sequence
+            )
+        )
     ended = moved.workflow.state in workflow.TERMINAL
     cancel = (
         tuple(workflow.timer_subject(case.case_id, s) for s in workflow.STANDARDS)
@@ -195,6 +201,36 @@ def status_report_message(
         content=report.model_dump(mode="json", exclude_none=True),
     )
     return outbound(Destination.DELIVER, C112_RECIPIENT, envelope)
+
+
+def status_event_message(
+    case_id: str,
+    report: StatusReport,
+    key: str,
+    *,
+    now: datetime,
+    sending: Sending,
+    sequence: int,
+) -> OutboundMessage:
+    """The same report on the topic exchange, for partners subscribed to ``status.#``.
+
+    A status report is coded S0/S1 data only, so every role may see it whole.
+    """
+    envelope = Envelope(
+        distribution_id=sending.new_id(),
+        sender_id=sending.sender_id,
+        sent_at=now,
+        status=sending.status,
+        kind=DistributionKind.UPDATE,
+        **_STATUS,
+        case_id=case_id,
+        sequence=sequence,
+        keywords=["kdrt", report.type],
+        routing_key=key,
+        redaction_profile=RecipientRole.DASHBOARD,
+        content=report.model_dump(mode="json", exclude_none=True),
+    )
+    return outbound(Destination.EVENTS, key, envelope)
 
 
 def sla_event_messages(timer: Timer, *, now: datetime, sending: Sending) -> tuple[OutboundMessage]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from contracts.case import CASE_SCHEMA, Case, RiskLevel
 from contracts.envelope import Envelope, RecipientRole
-from contracts.status_report import SLA_EVENT_SCHEMA, SlaEvent
+from contracts.status_report import SLA_EVENT_SCHEMA, STATUS_REPORT_SCHEMA, SlaEvent, StatusReport
 from contracts.subscription import NewSubscription
 from gateway import wilayah
 from gateway.redaction import PROFILES
@@ -105,7 +105,7 @@ def _schema(model: Any) -> dict[str, Any]:
 
 def _components_schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
-    for model in (Envelope, SlaEvent, NewSubscription):
+    for model in (Envelope, SlaEvent, StatusReport, NewSubscription):
         schema = _schema(model)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -142,6 +142,8 @@ _TOPICS: tuple[tuple[str, str, str, str], ...] = (
     ("caseCreated", "case.created", "A report was accepted as a new case.", "caseForDashboard"),
     ("slaWarning", "sla.warning", "An SOP step reached 80 % of its time standard.", "slaEvent"),
     ("slaBreached", "sla.breached", "An SOP step passed its time standard.", "slaEvent"),
+    ("statusReported", "status.status", "A status report (SOP 6) was made.", "statusReport"),
+    ("handlingReported", "status.handling", "The handling report (SOP 8).", "statusReport"),
 )
 
 
@@ -172,6 +174,13 @@ def asyncapi_document() -> dict[str, Any]:
             RecipientRole.DASHBOARD.value,
             "#/components/schemas/CaseFor_dashboard",
         ),
+        "statusReport": _message(
+            "statusReport",
+            "A status or handling report, as 112 gets it: coded S0/S1 data only.",
+            STATUS_REPORT_SCHEMA,
+            RecipientRole.DASHBOARD.value,
+            "#/components/schemas/StatusReport",
+        ),
         "slaEvent": _message(
             "slaEvent",
             "An SOP step's deadline warning or breach (S0/S1 only).",
@@ -194,6 +203,7 @@ def asyncapi_document() -> dict[str, Any]:
             for r in RecipientRole
         },
         "slaEvent": {"$ref": "#/components/messages/slaEvent"},
+        "statusReport": {"$ref": "#/components/messages/statusReport"},
     }
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}

@@ -506,12 +506,19 @@ def test_a_status_report_goes_to_112_after_what_it_got_before() -> None:
         kecamatan_slug="pinang",
         sending=SENDING,
     )
-    (message,) = decision.outgoing
+    message, event_message = decision.outgoing
     assert (message.destination, message.routing_key, message.sequence) == (
         Destination.DELIVER,
         "c112",
         2,
     )
+    assert (event_message.destination, event_message.routing_key) == (
+        Destination.EVENTS,
+        "status.status.pinang.high",
+    )
+    published = json.loads(event_message.body)
+    assert published["redaction_profile"] == "dashboard"
+    assert published["content"] == json.loads(message.body)["content"]
     body = json.loads(message.body)
     assert body["schema"] == "status-report/1"
     assert body["references"] == ["case-push-1"]
