@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from contracts.problem import PROBLEM_MEDIA_TYPE, FieldError, Problem
 from contracts.workflow import (
@@ -19,7 +19,12 @@ from gateway import case_views
 from gateway.access import ApiRole
 from gateway.adapters.auth import ROLE
 from gateway.adapters.problems import PROBLEM_BASE, problem_response
-from gateway.adapters.request_body import BodyRefused, parse_json, read_json_bytes
+from gateway.adapters.request_body import (
+    BodyRefused,
+    parse_model,
+    read_json_bytes,
+    refused_problem,
+)
 from gateway.adapters.routes import Answer, Route, problem_answer
 from gateway.cases import CaseNotFound, CaseService
 from gateway.errors import NotReady, StoreUnavailable
@@ -60,13 +65,6 @@ def _json(model: BaseModel, status: int = 200) -> web.Response:
     )
 
 
-def _field_errors(exc: ValidationError) -> list[FieldError]:
-    return [
-        FieldError(pointer="".join(f"/{p}" for p in e["loc"]), detail=e["msg"])
-        for e in exc.errors(include_url=False, include_input=False)
-    ]
-
-
 def _conflict(exc: IllegalTransition) -> web.Response:
     problem = Problem.model_validate(
         {
@@ -103,21 +101,11 @@ async def post_case_event(request: web.Request) -> web.Response:
     case_id = request.match_info["case_id"]
     try:
         raw = await read_json_bytes(request, MAX_EVENT_BYTES)
-        event = CaseEventRequest.model_validate(parse_json(raw))
+        event = parse_model(
+            raw, CaseEventRequest, slug="invalid-event", detail="The event has invalid fields."
+        )
     except BodyRefused as refused:
-        return problem_response(
-            refused.status,
-            slug=refused.slug,
-            detail=refused.detail,
-            errors=list(refused.errors) or None,
-        )
-    except ValidationError as exc:
-        return problem_response(
-            422,
-            slug="invalid-event",
-            detail="The event has invalid fields.",
-            errors=_field_errors(exc),
-        )
+        return refused_problem(refused)
     role = StaffRole(request[ROLE].value)
     try:
         snapshot = await service.record_event(case_id, event, role)

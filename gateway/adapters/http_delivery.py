@@ -10,14 +10,19 @@ from typing import Any, Protocol
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.problem import FieldError
 from contracts.receipt import Receipt, ReceiptStatus
 from gateway import signing
 from gateway.access import ApiRole
 from gateway.adapters.problems import problem_response
-from gateway.adapters.request_body import BodyRefused, parse_json, read_json_bytes
+from gateway.adapters.request_body import (
+    BodyRefused,
+    parse_model,
+    read_json_bytes,
+    refused_problem,
+)
 from gateway.adapters.routes import Answer, Route, problem_answer
 from gateway.errors import GatewayError, NotReady, SignatureInvalid, StoreUnavailable
 from gateway.model import DeliveryAttempt, ParkedMessage, ParkedSelector, ReceiptRecord
@@ -195,35 +200,18 @@ def _unavailable() -> web.Response:
     )
 
 
-def _field_errors(exc: ValidationError) -> list[FieldError]:
-    return [
-        FieldError(pointer="".join(f"/{p}" for p in e["loc"]), detail=e["msg"])
-        for e in exc.errors(include_url=False, include_input=False)
-    ]
-
-
 async def post_c112_receipt(request: web.Request) -> web.Response:
     ctx = request.app[DELIVERY]
     try:
         raw = await read_json_bytes(request, MAX_RECEIPT_BYTES)
         webhook_id, _ = signing.verify(ctx.c112_secrets, request.headers, raw, ctx.clock())
-        receipt = Receipt.model_validate(parse_json(raw))
-    except BodyRefused as refused:
-        return problem_response(
-            refused.status,
-            slug=refused.slug,
-            detail=refused.detail,
-            errors=list(refused.errors) or None,
+        receipt = parse_model(
+            raw, Receipt, slug="invalid-receipt", detail="The receipt has invalid fields."
         )
+    except BodyRefused as refused:
+        return refused_problem(refused)
     except SignatureInvalid as exc:
         return problem_response(401, slug="signature-invalid", detail=str(exc))
-    except ValidationError as exc:
-        return problem_response(
-            422,
-            slug="invalid-receipt",
-            detail="The receipt has invalid fields.",
-            errors=_field_errors(exc),
-        )
     try:
         receipt.at.astimezone(UTC)
     except (OverflowError, ValueError):
@@ -298,18 +286,11 @@ async def post_replay(request: web.Request) -> web.Response:
     ctx = request.app[DELIVERY]
     try:
         raw = await read_json_bytes(request, MAX_RECEIPT_BYTES)
-        wanted = ReplayRequest.model_validate(parse_json(raw))
+        wanted = parse_model(
+            raw, ReplayRequest, slug="invalid-request", detail="Invalid replay request."
+        )
     except BodyRefused as refused:
-        return problem_response(
-            refused.status,
-            slug=refused.slug,
-            detail=refused.detail,
-            errors=list(refused.errors) or None,
-        )
-    except ValidationError as exc:
-        return problem_response(
-            422, slug="invalid-request", detail="Invalid replay request.", errors=_field_errors(exc)
-        )
+        return refused_problem(refused)
     selector = ParkedSelector(
         distribution_id=wanted.distribution_id, case_id=wanted.case_id, recipient=wanted.recipient
     )

@@ -27,7 +27,12 @@ from contracts.subscription import (
 from gateway.access import ApiRole
 from gateway.adapters.asyncapi import asyncapi_document
 from gateway.adapters.problems import problem_response
-from gateway.adapters.request_body import BodyRefused, parse_json, read_json_bytes
+from gateway.adapters.request_body import (
+    BodyRefused,
+    parse_json,
+    read_json_bytes,
+    refused_problem,
+)
 from gateway.adapters.routes import Answer, Route, problem_answer
 from gateway.errors import NotReady
 from gateway.partners import Subscription
@@ -95,10 +100,7 @@ async def post_subscription(request: web.Request) -> web.Response:
         raw = await read_json_bytes(request, MAX_SUBSCRIPTION_BYTES)
         body = parse_json(raw)
     except BodyRefused as refused:
-        errors = list(refused.errors) or None
-        return problem_response(
-            refused.status, slug=refused.slug, detail=refused.detail, errors=errors
-        )
+        return refused_problem(refused)
     try:
         new = NewSubscription.model_validate(body)
     except ValidationError as exc:

@@ -7,11 +7,14 @@ The raw bytes are always returned with the refusal so the caller can quarantine 
 import asyncio
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
+from pydantic import BaseModel, ValidationError
 
 from contracts.problem import FieldError
+from gateway.adapters.problems import problem_response
+from gateway.si_lacak_perak import pointer
 
 JSON_MEDIA_TYPES = frozenset({"application/json"})
 DEFAULT_BODY_TIMEOUT_S = 10.0
@@ -170,3 +173,31 @@ async def _read_capped(request: web.Request, max_bytes: int, chunks: list[bytes]
         if size > max_bytes:
             raise BodyRefused(413, "body-too-large", f"The body exceeds {max_bytes} bytes.")
         chunks.append(chunk)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def field_errors(exc: ValidationError) -> list[FieldError]:
+    """Pydantic's errors as pointers and reasons, never the submitted values."""
+    return [
+        FieldError(pointer=pointer(error["loc"]), detail=error["msg"])
+        for error in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def parse_model(raw: bytes, model: type[M], *, slug: str, detail: str) -> M:
+    """Strict JSON into ``model``; ``BodyRefused`` (400/422) naming each wrong field."""
+    try:
+        return model.model_validate(parse_json(raw))
+    except ValidationError as exc:
+        raise BodyRefused(422, slug, detail, raw, tuple(field_errors(exc))) from None
+
+
+def refused_problem(refused: BodyRefused) -> web.Response:
+    return problem_response(
+        refused.status,
+        slug=refused.slug,
+        detail=refused.detail,
+        errors=list(refused.errors) or None,
+    )
