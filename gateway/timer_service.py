@@ -7,18 +7,14 @@ processes. Handlers are pure, chosen by the timer's ``kind``; a kind without a h
 fires with no message and is reported through ``on_error``.
 """
 
-import asyncio
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
 
 from gateway.model import OutboundMessage, Timer
 from gateway.ports import Clock, Store
+from gateway.wake_loop import WakeLoop
 
 TimerHandler = Callable[[Timer], Sequence[OutboundMessage]]
 ErrorReport = Callable[[str, Mapping[str, object]], None]
-
-BACKOFF_FIRST_S = 0.2
-BACKOFF_MAX_S = 10.0
 
 
 def _ignore(event: str, fields: Mapping[str, object]) -> None:
@@ -42,16 +38,15 @@ class TimerService:
         self._store = store
         self._clock = clock
         self._handlers = dict(handlers)
-        self._poll_interval_s = poll_interval_s
         self._on_fired = on_fired
         self._on_error = on_error
         self._batch = batch
-        self._woken = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def wake(self) -> None:
-        """Look for due timers now rather than at the next poll."""
-        self._woken.set()
+        self._loop = WakeLoop(
+            "timer-service",
+            self.fire_due,
+            poll_interval_s=poll_interval_s,
+            on_failure=self._failed,
+        )
 
     def _handle(self, timer: Timer) -> Sequence[OutboundMessage]:
         handler = self._handlers.get(timer.kind)
@@ -72,34 +67,20 @@ class TimerService:
             self._on_fired()
         return fired
 
+    def _failed(self, exc: Exception, retry_in_s: float) -> None:
+        self._on_error(
+            "timer.fire_failed", {"error_class": type(exc).__name__, "retry_in_s": retry_in_s}
+        )
+
+    def wake(self) -> None:
+        """Look for due timers now rather than at the next poll."""
+        self._loop.wake()
+
     async def run(self) -> None:
-        backoff_s = BACKOFF_FIRST_S
-        while True:
-            self._woken.clear()
-            try:
-                await self.fire_due()
-            except Exception as exc:  # noqa: BLE001 — the loop must outlive any one failure
-                self._on_error(
-                    "timer.fire_failed",
-                    {"error_class": type(exc).__name__, "retry_in_s": backoff_s},
-                )
-                await asyncio.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, BACKOFF_MAX_S)
-                continue
-            backoff_s = BACKOFF_FIRST_S
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._poll_interval_s):
-                    await self._woken.wait()
+        await self._loop.run()
 
     def start(self) -> None:
-        if self._task is not None and not self._task.done():
-            return
-        self._task = asyncio.create_task(self.run(), name="timer-service")
+        self._loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await self._loop.stop()

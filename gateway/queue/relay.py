@@ -7,8 +7,6 @@ crash, a failed publish). While the broker is down rows stay in the outbox and t
 relay backs off; the robust connection comes back by itself.
 """
 
-import asyncio
-import contextlib
 from typing import Protocol
 
 import structlog
@@ -16,11 +14,9 @@ import structlog
 from gateway.model import OutboundMessage
 from gateway.ports import Clock, Store
 from gateway.queue.publisher import PublishFailed
+from gateway.wake_loop import BACKOFF_MAX_S, WakeLoop
 
 log = structlog.get_logger()
-
-BACKOFF_FIRST_S = 0.2
-BACKOFF_MAX_S = 10.0
 
 
 class OutboundPublisher(Protocol):
@@ -42,16 +38,19 @@ class OutboxRelay:
             raise ValueError("batch must be at least 1")
         self._store = store
         self._publisher = publisher
-        self._poll_interval_s = poll_interval_s
         self._batch = batch
         self._clock = clock
-        self._backoff_max_s = backoff_max_s
-        self._woken = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = WakeLoop(
+            "outbox-relay",
+            self._drain_once,
+            poll_interval_s=poll_interval_s,
+            on_failure=self._failed,
+            backoff_max_s=backoff_max_s,
+        )
 
     def wake(self) -> None:
         """Publish now rather than at the next poll."""
-        self._woken.set()
+        self._loop.wake()
 
     async def drain(self) -> int:
         """Publish every pending row; answers how many were published.
@@ -84,39 +83,25 @@ class OutboxRelay:
             if len(rows) < self._batch:
                 return published
 
+    async def _drain_once(self) -> None:
+        published = await self.drain()
+        if published:
+            log.debug("outbox.published", count=published)
+
+    def _failed(self, exc: Exception, retry_in_s: float) -> None:
+        log.warning(
+            "outbox.relay_backing_off", error_class=_error_class(exc), retry_in_s=retry_in_s
+        )
+
     async def run(self) -> None:
         """Drain, then wait for a wake-up or the poll interval; forever."""
-        backoff_s = BACKOFF_FIRST_S
-        while True:
-            self._woken.clear()
-            try:
-                published = await self.drain()
-            except Exception as exc:  # noqa: BLE001 — the relay must outlive any one failure
-                log.warning(
-                    "outbox.relay_backing_off", error_class=_error_class(exc), retry_in_s=backoff_s
-                )
-                await asyncio.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, self._backoff_max_s)
-                continue
-            backoff_s = BACKOFF_FIRST_S
-            if published:
-                log.debug("outbox.published", count=published)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._poll_interval_s):
-                    await self._woken.wait()
+        await self._loop.run()
 
     def start(self) -> None:
-        if self._task is not None and not self._task.done():
-            return
-        self._task = asyncio.create_task(self.run(), name="outbox-relay")
+        self._loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await self._loop.stop()
 
 
 def _error_class(exc: Exception) -> str:

@@ -1,0 +1,67 @@
+"""A background loop that works now, when woken, and at least every poll interval.
+
+It outlives any one failure: it reports the failure, backs off (doubling, capped)
+and tries again. The outbox relay and the timer service both run on it.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+BACKOFF_FIRST_S = 0.2
+BACKOFF_MAX_S = 10.0
+
+FailureReport = Callable[[Exception, float], None]
+
+
+class WakeLoop:
+    def __init__(
+        self,
+        name: str,
+        work: Callable[[], Awaitable[object]],
+        *,
+        poll_interval_s: float,
+        on_failure: FailureReport,
+        backoff_max_s: float = BACKOFF_MAX_S,
+    ) -> None:
+        self._name = name
+        self._work = work
+        self._poll_interval_s = poll_interval_s
+        self._on_failure = on_failure
+        self._backoff_max_s = backoff_max_s
+        self._woken = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Work now rather than at the next poll."""
+        self._woken.set()
+
+    async def run(self) -> None:
+        """Work, then wait for a wake-up or the poll interval; forever."""
+        backoff_s = BACKOFF_FIRST_S
+        while True:
+            self._woken.clear()
+            try:
+                await self._work()
+            except Exception as exc:  # noqa: BLE001 — the loop must outlive any one failure
+                self._on_failure(exc, backoff_s)
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, self._backoff_max_s)
+                continue
+            backoff_s = BACKOFF_FIRST_S
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._poll_interval_s):
+                    await self._woken.wait()
+
+    def start(self) -> None:
+        if self._task is not None and not self._task.done():
+            return
+        self._task = asyncio.create_task(self.run(), name=self._name)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
