@@ -364,7 +364,7 @@ class Partners:
         while True:
             await asyncio.sleep(self.sync_s)
             try:
-                await self.channels.reconcile(await self.service.list())
+                await self.channels.reconcile(self.service.list)
             except Exception as exc:  # noqa: BLE001 - the next round tries again
                 log.warning("subscriptions.sync_failed", error_class=type(exc).__name__)
 

@@ -121,6 +121,9 @@ class BrokerPartnerChannels:
         self._make_worker = workers
         self._router = router
         self._workers: dict[str, DeliveryWorker] = {}
+        # one change at a time, so a reconcile round working from a snapshot read
+        # before a pause cannot restart the worker that pause has just stopped
+        self._changing = asyncio.Lock()
 
     def queue_of(self, subscription: Subscription) -> str:
         return self._topology.queue_of(subscription)
@@ -129,6 +132,10 @@ class BrokerPartnerChannels:
         return self._workers.get(subscription_id)
 
     async def open(self, subscription: Subscription) -> None:
+        async with self._changing:
+            await self._open_and_route(subscription)
+
+    async def _open_and_route(self, subscription: Subscription) -> None:
         async with _broker_needed():
             await self._open(subscription)
             # the router consumes once there is something to route (no partner, no queue)
@@ -158,25 +165,30 @@ class BrokerPartnerChannels:
             await self._start(subscription)
 
     async def pause(self, subscription: Subscription) -> None:
-        worker = self._workers.pop(subscription.subscription_id, None)
+        async with self._changing:
+            await self._stop_worker(subscription.subscription_id)
+
+    async def _stop_worker(self, subscription_id: str) -> None:
+        worker = self._workers.pop(subscription_id, None)
         if worker is not None:
             await worker.stop()
 
     async def resume(self, subscription: Subscription) -> None:
         if subscription.mode is DeliveryMode.WEBHOOK:
-            async with _broker_needed():
+            async with self._changing, _broker_needed():
                 await self._start(subscription)
 
     async def close(
         self, subscription: Subscription, remaining: Sequence[Subscription] = ()
     ) -> None:
-        await self.pause(subscription)
         topo = self._topology
         still_used = {p for s in remaining for p in s.patterns}
         async with (
+            self._changing,
             _broker_needed(),
             self._connection.connection.channel(publisher_confirms=False) as channel,
         ):
+            await self._stop_worker(subscription.subscription_id)
             router = await channel.get_queue(topo.router_queue)
             for pattern in set(subscription.patterns) - still_used:
                 await router.unbind(topo.base.events_exchange, routing_key=pattern)
@@ -185,19 +197,20 @@ class BrokerPartnerChannels:
             else:
                 await delete_recipient(channel, topo.base, subscription.subscription_id)
 
-    async def reconcile(self, subscriptions: Sequence[Subscription]) -> None:
+    async def reconcile(self, load: Callable[[], Awaitable[Sequence[Subscription]]]) -> None:
         """Bring this process's webhook workers in step with the store, where another
         gateway process may have added, paused, resumed or deleted subscriptions."""
-        wanted = {
-            s.subscription_id: s
-            for s in subscriptions
-            if s.mode is DeliveryMode.WEBHOOK and s.active
-        }
-        for subscription_id in [sid for sid in self._workers if sid not in wanted]:
-            await self._workers.pop(subscription_id).stop()
-        for subscription_id, subscription in wanted.items():
-            if subscription_id not in self._workers:
-                await self.open(subscription)
+        async with self._changing:
+            wanted = {
+                s.subscription_id: s
+                for s in await load()
+                if s.mode is DeliveryMode.WEBHOOK and s.active
+            }
+            for subscription_id in [sid for sid in self._workers if sid not in wanted]:
+                await self._stop_worker(subscription_id)
+            for subscription_id, subscription in wanted.items():
+                if subscription_id not in self._workers:
+                    await self._open_and_route(subscription)
 
     async def stop(self) -> None:
         await self._router.stop()

@@ -412,3 +412,32 @@ async def test_two_gateway_processes_agree_on_pause_and_resume(tmp_path: Path) -
             await eventually(delivered, 15.0, "both events delivered after resuming")
         finally:
             await delete_partners(first)
+
+
+async def test_a_sync_round_from_a_stale_snapshot_cannot_undo_a_pause(gw: RunningGateway) -> None:
+    async with partner() as receiver:
+        created = await subscribe(
+            gw,
+            agency_id="lbh-apik",
+            role="social",
+            patterns=["case.#"],
+            delivery={"mode": "webhook", "url": receiver.url, "secret": receiver.secret},
+        )
+        partners = gw.client.app[RUNTIME].partners
+        assert partners is not None
+        sub_id = created["subscription_id"]
+        before_pause = await partners.service.list()
+        snapshot_read = asyncio.Event()
+
+        async def stale_snapshot() -> list[Any]:
+            await snapshot_read.wait()
+            return list(before_pause)
+
+        sync_round = asyncio.create_task(partners.channels.reconcile(stale_snapshot))
+        await asyncio.sleep(0)
+        pausing = asyncio.create_task(admin(gw, "POST", f"/v1/subscriptions/{sub_id}/pause"))
+        await asyncio.sleep(0.2)
+        snapshot_read.set()
+        await asyncio.gather(sync_round, pausing)
+
+        assert partners.channels.worker(sub_id) is None
