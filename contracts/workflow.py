@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from contracts.case import Agency
+from contracts.receipt import ReceiptStatus
 from contracts.sensitivity import Sensitivity, classified
 from contracts.status_report import StatusReportInput
 
@@ -121,6 +122,42 @@ class HistoryItem(Contract):
     )
 
 
+class FunctionalReceipt(Contract):
+    """112's latest receipt for a message: what it did with it, apart from delivery."""
+
+    status: ReceiptStatus = classified(S0)
+    at: AwareDatetime = classified(S0, description="When 112 says it happened.")
+    received_at: AwareDatetime = classified(S0, description="When the gateway got the receipt.")
+    ticket: str | None = classified(S0, None, description="112's own ticket number.")
+
+
+class DeliveryView(Contract):
+    """One message of the case to one recipient, from the delivery log; a failover copy
+    is shown with the message it copies."""
+
+    distribution_id: str = classified(S0)
+    recipient: str = classified(S0, examples=["c112"])
+    delivered: bool = classified(S0, description="The recipient answered 2xx (technical).")
+    delivered_at: AwareDatetime | None = classified(S0, None)
+    attempts: int = classified(S0, description="Pushes made so far.")
+    last_outcome: str | None = classified(
+        S0, None, examples=["delivered", "retry", "parked", "gone"], description="Of the last push."
+    )
+    last_at: AwareDatetime | None = classified(S0, None)
+    last_status_code: int | None = classified(S0, None)
+    at_risk_at: AwareDatetime | None = classified(
+        S0, None, description="When 80 % of its deadline passed undelivered."
+    )
+    deadline_missed_at: AwareDatetime | None = classified(S0, None)
+    failover_started_at: AwareDatetime | None = classified(
+        S0, None, description="When a copy went to the failover endpoint."
+    )
+    failover_delivered_at: AwareDatetime | None = classified(S0, None)
+    receipt: FunctionalReceipt | None = classified(
+        S0, None, description="112's functional receipt (received / accepted / rejected)."
+    )
+
+
 class CaseView(Contract):
     case_id: str = classified(S0)
     state: CaseState = classified(S0)
@@ -133,6 +170,11 @@ class CaseView(Contract):
     history: list[HistoryItem] = classified(S1)
     case: dict[str, Any] = classified(
         S1, description="The case; S2/S3 fields only for satgas and head."
+    )
+    delivery: list[DeliveryView] = classified(
+        S0,
+        default_factory=list,
+        description="Each message of the case to a recipient (112 first, in sequence).",
     )
 
 

@@ -19,10 +19,10 @@ from contracts.status_report import (
     StatusReport,
 )
 from contracts.workflow import CaseEventRequest, StaffRole
-from gateway import workflow
+from gateway import escalation, workflow
 from gateway.model import Destination, OutboundMessage, Timer
 from gateway.redaction import redact_case
-from gateway.routing import C112_DEADLINE, C112_RECIPIENT, routing_key
+from gateway.routing import C112_RECIPIENT, c112_deadline, routing_key
 from gateway.workflow import CaseSnapshot, HistoryEntry, Workflow
 
 # By alias: the pydantic mypy plugin cannot see the alias of ``Envelope.schema_``.
@@ -95,7 +95,12 @@ def decide(
     if moved.routes_to_112:
         sequence += 1
         message = c112_case_push(
-            case, now=now, sending=sending, sequence=sequence, references=references
+            case,
+            now=now,
+            sending=sending,
+            sequence=sequence,
+            references=references,
+            scale=scale,
         )
         outgoing.append(message)
         references.append(message.message_id)
@@ -117,6 +122,7 @@ def decide(
                 sending=sending,
                 sequence=sequence,
                 references=references,
+                scale=scale,
             )
         )
         key = routing_key("status", report.type, kecamatan_slug, case.risk.level.value)
@@ -136,7 +142,10 @@ def decide(
         case=moved.case,
         entry=moved.entry,
         cancel_subjects=cancel,
-        timers=() if ended else timers,
+        timers=(() if ended else timers)
+        + escalation.timers_for(
+            outgoing, sent_at=now, kecamatan_slug=kecamatan_slug, risk=case.risk.level.value
+        ),
         outgoing=tuple(outgoing),
     )
 
@@ -154,13 +163,14 @@ def c112_case_push(
     sending: Sending,
     sequence: int,
     references: list[str],
+    scale: float = 1.0,
 ) -> OutboundMessage:
     """The case handed to 112 once other agencies are needed, due in 5 minutes (SOP 6)."""
     envelope = Envelope(
         distribution_id=sending.new_id(),
         sender_id=sending.sender_id,
         sent_at=now,
-        deadline_at=now + C112_DEADLINE,
+        deadline_at=now + c112_deadline(scale),
         status=sending.status,
         kind=DistributionKind.UPDATE if references else DistributionKind.REPORT,
         **_CASE,
@@ -183,12 +193,13 @@ def status_report_message(
     sending: Sending,
     sequence: int,
     references: list[str],
+    scale: float = 1.0,
 ) -> OutboundMessage:
     envelope = Envelope(
         distribution_id=sending.new_id(),
         sender_id=sending.sender_id,
         sent_at=now,
-        deadline_at=now + C112_DEADLINE,
+        deadline_at=now + c112_deadline(scale),
         status=sending.status,
         kind=DistributionKind.UPDATE,
         **_STATUS,

@@ -7,13 +7,17 @@ import io
 import math
 import statistics
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
+from contracts.receipt import ReceiptStatus
 from contracts.sensitivity import Sensitivity
 from contracts.workflow import (
     CaseState,
     CaseView,
+    DeliveryView,
     EventType,
+    FunctionalReceipt,
     HistoryItem,
     PathCompliance,
     SimfoniExport,
@@ -23,7 +27,10 @@ from contracts.workflow import (
     StepView,
 )
 from gateway import workflow
+from gateway.escalation import FAILOVER_SUFFIX, failover_id
+from gateway.model import AttemptOutcome, DeliveryAttempt, ReceiptRecord
 from gateway.redaction import FIELD_SENSITIVITY, redact_paths, sensitivity_of
+from gateway.routing import C112_RECIPIENT
 from gateway.times import WIB
 from gateway.workflow import (
     PATHS,
@@ -55,8 +62,16 @@ def _elapsed(record: StepRecord, now: datetime) -> float | None:
     return (end - record.entered_at).total_seconds()
 
 
-def case_view(snapshot: CaseSnapshot, *, now: datetime, scale: float, full: bool) -> CaseView:
-    """The case, its history and each step opened so far; S2/S3 fields only when ``full``."""
+def case_view(
+    snapshot: CaseSnapshot,
+    *,
+    now: datetime,
+    scale: float,
+    full: bool,
+    delivery: Sequence[DeliveryView] = (),
+) -> CaseView:
+    """The case, its history, each step opened so far and ``delivery`` (see
+    ``delivery_views``); S2/S3 fields only when ``full``."""
     flow = flow_of(snapshot, scale)
     steps = [
         StepView(
@@ -105,7 +120,96 @@ def case_view(snapshot: CaseSnapshot, *, now: datetime, scale: float, full: bool
         steps=steps,
         history=history,
         case=content,
+        delivery=list(delivery),
     )
+
+
+@dataclass(slots=True)
+class _Delivery:
+    distribution_id: str
+    recipient: str
+    attempts: int = 0
+    last: DeliveryAttempt | None = None
+    delivered_at: datetime | None = None
+    at_risk_at: datetime | None = None
+    deadline_missed_at: datetime | None = None
+    failover_started_at: datetime | None = None
+    failover_delivered_at: datetime | None = None
+    receipt: ReceiptRecord | None = None
+
+    def view(self) -> DeliveryView:
+        last, receipt = self.last, self.receipt
+        return DeliveryView(
+            distribution_id=self.distribution_id,
+            recipient=self.recipient,
+            delivered=self.delivered_at is not None,
+            delivered_at=self.delivered_at,
+            attempts=self.attempts,
+            last_outcome=None if last is None else last.outcome.value,
+            last_at=None if last is None else last.at,
+            last_status_code=None if last is None else last.status_code,
+            at_risk_at=self.at_risk_at,
+            deadline_missed_at=self.deadline_missed_at,
+            failover_started_at=self.failover_started_at,
+            failover_delivered_at=self.failover_delivered_at,
+            receipt=None
+            if receipt is None
+            else FunctionalReceipt(
+                status=ReceiptStatus(receipt.status),
+                at=receipt.at,
+                received_at=receipt.received_at,
+                ticket=receipt.ticket,
+            ),
+        )
+
+
+def delivery_views(
+    snapshot: CaseSnapshot,
+    log: Iterable[DeliveryAttempt],
+    receipts: Iterable[ReceiptRecord],
+) -> list[DeliveryView]:
+    """Per message and recipient, from the delivery log (oldest first): delivered or not,
+    the last push, when it went at risk, missed its deadline or failed over, and 112's
+    latest receipt (receipts oldest first). The case's messages to 112 come first, in
+    sequence, listed before their first push."""
+    rows = list(log)
+    found: dict[tuple[str, str], _Delivery] = {}
+
+    def entry(distribution_id: str, recipient: str) -> _Delivery:
+        key = (distribution_id, recipient)
+        if key not in found:
+            found[key] = _Delivery(distribution_id, recipient)
+        return found[key]
+
+    for distribution_id in snapshot.c112.distribution_ids:
+        entry(distribution_id, C112_RECIPIENT)
+    known = {*snapshot.c112.distribution_ids, *(row.distribution_id for row in rows)}
+    copies = {failover_id(distribution_id): distribution_id for distribution_id in known}
+    for row in rows:
+        primary = row.recipient.removesuffix(FAILOVER_SUFFIX)
+        copied = copies.get(row.distribution_id)
+        if copied is not None:
+            if row.outcome is AttemptOutcome.DELIVERED:
+                copy_of = entry(copied, primary)
+                copy_of.failover_delivered_at = copy_of.failover_delivered_at or row.at
+            continue
+        if row.outcome is AttemptOutcome.FAILOVER_STARTED:
+            started = entry(row.distribution_id, primary)
+            started.failover_started_at = started.failover_started_at or row.at
+            continue
+        current = entry(row.distribution_id, row.recipient)
+        if row.outcome is AttemptOutcome.AT_RISK:
+            current.at_risk_at = current.at_risk_at or row.at
+        elif row.outcome is AttemptOutcome.DEADLINE_MISSED:
+            current.deadline_missed_at = current.deadline_missed_at or row.at
+        else:
+            current.attempts += 1
+            current.last = row
+            if row.outcome is AttemptOutcome.DELIVERED:
+                current.delivered_at = current.delivered_at or row.at
+    for receipt in receipts:
+        entry(receipt.distribution_id, C112_RECIPIENT).receipt = receipt
+    return [item.view() for item in found.values()]
 
 
 def median(values: Sequence[float]) -> float | None:

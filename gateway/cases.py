@@ -17,11 +17,13 @@ from contracts.workflow import (
     SlaReport,
     StaffRole,
 )
-from gateway import case_views, wilayah
+from gateway import audit, case_views, wilayah
 from gateway.case_messages import CaseDecision, Sending, decide
 from gateway.errors import GatewayError
 from gateway.ports import CaseStore
 from gateway.workflow import CaseSnapshot, InvalidEvent
+
+DELIVERY_LOG_LIMIT = 5000  # the newest rows of a case's delivery log its view reads
 
 
 class CaseNotFound(GatewayError):
@@ -66,14 +68,34 @@ class CaseService:
             raise CaseNotFound(case_id)
         return after
 
-    async def view(self, case_id: str, *, full: bool) -> CaseView:
+    async def view(self, case_id: str, *, full: bool, reader: str) -> CaseView:
         snapshot = await self.store.case_snapshot(case_id)
         if snapshot is None:
             raise CaseNotFound(case_id)
-        return case_views.case_view(snapshot, now=self.clock(), scale=self.scale, full=full)
+        return await self.view_of(snapshot, full=full, reader=reader)
 
-    def view_of(self, snapshot: CaseSnapshot, *, full: bool) -> CaseView:
-        return case_views.case_view(snapshot, now=self.clock(), scale=self.scale, full=full)
+    async def view_of(self, snapshot: CaseSnapshot, *, full: bool, reader: str) -> CaseView:
+        """The case with its delivery record (the delivery log and 112's receipts). A
+        ``full`` view shows personal data: the audit log records ``reader`` (a role) first."""
+        case_id = snapshot.case.case_id
+        if full:
+            await self.store.append_audit(
+                audit.AuditEntry(
+                    at=self.clock(),
+                    actor=audit.Actor(reader),
+                    action=audit.CASE_READ,
+                    case_id=case_id,
+                )
+            )
+        log = await self.store.delivery_log(case_id=case_id, limit=DELIVERY_LOG_LIMIT)
+        receipts = await self.store.receipts(case_id=case_id)
+        return case_views.case_view(
+            snapshot,
+            now=self.clock(),
+            scale=self.scale,
+            full=full,
+            delivery=case_views.delivery_views(snapshot, reversed(log), receipts),
+        )
 
     async def sla_report(self, start: datetime, end: datetime) -> SlaReport:
         snapshots = await self.store.case_snapshots(received_between=(start, end))

@@ -45,6 +45,7 @@ class IntakeService:
             new_id=self.new_distribution_id,
             sender_id=self.sender_id,
             status=self.status,
+            scale=self.sla_scale,
         )
         result = await self.store.accept_report(
             AcceptedReport(
@@ -54,15 +55,11 @@ class IntakeService:
                 case=case,
                 outgoing=plan.outgoing,
                 c112_deadline_at=plan.c112_deadline_at,
-                timers=tuple(
-                    timer
-                    for message in plan.outgoing
-                    for timer in escalation.escalation_timers(
-                        message,
-                        sent_at=received_at,
-                        kecamatan_slug=kecamatan_slug,
-                        risk=case.risk.level.value,
-                    )
+                timers=escalation.timers_for(
+                    plan.outgoing,
+                    sent_at=received_at,
+                    kecamatan_slug=kecamatan_slug,
+                    risk=case.risk.level.value,
                 )
                 + workflow.sla_timers(
                     case,

@@ -25,6 +25,12 @@ _WORD = re.compile(r"[a-z0-9_-]+")
 _CASE_SCHEMA: dict[str, Any] = {"schema": CASE_SCHEMA}
 
 
+def c112_deadline(scale: float = 1.0) -> timedelta:
+    """The time 112 has to get a message: SOP 6's 5 minutes, divided by the SLA scale
+    like every SOP time standard."""
+    return C112_DEADLINE / scale
+
+
 def routing_key(entity: str, event: str, kecamatan_slug: str | None, risk: str | None) -> str:
     """Raises ``ValueError`` for a word a topic cannot carry (dots, ``*``, ``#``, upper case)."""
     words = (
@@ -55,6 +61,7 @@ def plan_intake(
     new_id: Callable[[], str],
     sender_id: str,
     status: DistributionStatus,
+    scale: float = 1.0,
 ) -> IntakePlan:
     """Announce the case on the events exchange; hand it to 112 when other agencies are needed."""
     level = case.risk.level.value
@@ -78,7 +85,7 @@ def plan_intake(
             ),
         )
     ]
-    deadline = now + C112_DEADLINE if case.needs_other_agencies else None
+    deadline = now + c112_deadline(scale) if case.needs_other_agencies else None
     if deadline is not None:
         outgoing.append(
             _outbound(

@@ -4,16 +4,17 @@ Every ``poll_interval_s``, or at once after ``wake()``, it asks the store to fir
 is due; the store claims the timers, writes the outbox rows their handlers make and
 marks them fired in one transaction, so a timer fires once across restarts and
 processes. Handlers are pure, chosen by the timer's ``kind``; a kind without a handler
-fires with no message and is reported through ``on_error``.
+fires with no message and is reported through ``on_error``. After every round,
+committed, ``on_round`` gets what fired in it (often nothing).
 """
 
 from collections.abc import Callable, Mapping, Sequence
 
-from gateway.model import OutboundMessage, Timer
+from gateway.model import Timer, TimerEffects
 from gateway.ports import Clock, Store
 from gateway.wake_loop import WakeLoop
 
-TimerHandler = Callable[[Timer], Sequence[OutboundMessage]]
+TimerHandler = Callable[[Timer], TimerEffects]
 ErrorReport = Callable[[str, Mapping[str, object]], None]
 
 
@@ -30,6 +31,7 @@ class TimerService:
         handlers: Mapping[str, TimerHandler],
         poll_interval_s: float,
         on_fired: Callable[[], None] = lambda: None,
+        on_round: Callable[[Sequence[Timer]], None] = lambda fired: None,
         on_error: ErrorReport = _ignore,
         batch: int = 100,
     ) -> None:
@@ -39,6 +41,7 @@ class TimerService:
         self._clock = clock
         self._handlers = dict(handlers)
         self._on_fired = on_fired
+        self._on_round = on_round
         self._on_error = on_error
         self._batch = batch
         self._loop = WakeLoop(
@@ -48,11 +51,11 @@ class TimerService:
             on_failure=self._failed,
         )
 
-    def _handle(self, timer: Timer) -> Sequence[OutboundMessage]:
+    def _handle(self, timer: Timer) -> TimerEffects:
         handler = self._handlers.get(timer.kind)
         if handler is None:
             self._on_error("timer.no_handler", {"kind": timer.kind, "timer_id": timer.timer_id})
-            return ()
+            return TimerEffects()
         return handler(timer)
 
     async def fire_due(self) -> list[Timer]:
@@ -65,6 +68,7 @@ class TimerService:
                 break
         if fired:
             self._on_fired()
+        self._on_round(fired)
         return fired
 
     def _failed(self, exc: Exception, retry_in_s: float) -> None:

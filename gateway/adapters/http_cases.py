@@ -123,7 +123,11 @@ async def post_case_event(request: web.Request) -> web.Response:
     except StoreUnavailable:
         log.error("store_unavailable")
         return _store_down()
-    view = service.view_of(snapshot, full=True)
+    try:
+        view = await service.view_of(snapshot, full=True, reader=role.value)
+    except StoreUnavailable:
+        log.error("store_unavailable")
+        return _store_down()
     log.info("case.event", case_id=case_id, type=event.type.value, role=role, state=view.state)
     return _json(view)
 
@@ -132,7 +136,7 @@ async def get_case(request: web.Request) -> web.Response:
     service = request.app[CASES].service
     case_id = request.match_info["case_id"]
     try:
-        view = await service.view(case_id, full=request[ROLE] in STAFF)
+        view = await service.view(case_id, full=request[ROLE] in STAFF, reader=request[ROLE].value)
     except CaseNotFound:
         return _not_found(case_id)
     except StoreUnavailable:
@@ -244,8 +248,9 @@ CASE_ROUTES: Sequence[Route] = (
         "/v1/cases/{case_id}",
         get_case,
         "getCase",
-        "A case: state, history and each SOP step (entered, due, done, elapsed, status); "
-        "S2/S3 fields only for satgas and head.",
+        "A case: state, history, each SOP step (entered, due, done, elapsed, status) and "
+        "its delivery (per message: delivered, last outcome, at risk, deadline missed, "
+        "failover, 112's receipt); S2/S3 fields only for satgas and head.",
         answers={200: Answer("The case.", CaseView), 404: problem_answer("No such case.")},
         roles=STAFF | {ApiRole.OPS},
     ),

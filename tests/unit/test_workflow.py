@@ -11,8 +11,8 @@ from samples import valid_01_case
 from contracts.case import Case
 from contracts.envelope import DistributionStatus
 from contracts.workflow import CaseEventRequest, CaseState, EventType, StaffRole, StepStatus
-from gateway import workflow
-from gateway.case_messages import Sending, decide, sla_event_messages
+from gateway import escalation, workflow
+from gateway.case_messages import CaseDecision, Sending, decide, sla_event_messages
 from gateway.model import Destination
 from gateway.workflow import (
     STANDARDS,
@@ -532,6 +532,10 @@ def test_a_status_report_goes_to_112_after_what_it_got_before() -> None:
         {"agency": "police", "role": "supporting", "status": "en_route"}
     ]
     assert decision.cancel_subjects == tuple(f"{snapshot.case.case_id}#sop{s}" for s in (6, 7, 8))
+    assert escalations(decision) == {
+        (message.message_id, escalation.AT_RISK, T0 + 3 * M + 4 * M),
+        (message.message_id, escalation.DEADLINE_MISSED, T0 + 8 * M),
+    }, "the status report to 112 is watched; its copy on the topic is not"
 
 
 def test_needs_other_agencies_hands_the_case_to_112_due_in_5_minutes() -> None:
@@ -553,7 +557,58 @@ def test_needs_other_agencies_hands_the_case_to_112_due_in_5_minutes() -> None:
     assert body["content"]["requested_agencies"] == ["police"]
     assert "narrative" not in body["content"]
     assert decision.case is not None
-    assert {t.subject.rsplit("#", 1)[1] for t in decision.timers} == {"sop6", "sop7", "sop8"}
+    sla = [t for t in decision.timers if t.kind in workflow.SLA_KINDS]
+    assert {t.subject.rsplit("#", 1)[1] for t in sla} == {"sop6", "sop7", "sop8"}
+    assert escalations(decision) == {
+        (message.message_id, escalation.AT_RISK, T0 + M + 4 * M),
+        (message.message_id, escalation.DEADLINE_MISSED, T0 + 6 * M),
+    }
+
+
+def escalations(decision: CaseDecision) -> set[tuple[str, str, datetime]]:
+    return {(t.subject, t.kind, t.fire_at) for t in decision.timers if t.kind in escalation.KINDS}
+
+
+def test_the_112_deadline_is_compressed_with_the_sla_scale() -> None:
+    decision = decide(
+        reach("team_mobilising"),
+        request(E.NEEDS_OTHER_AGENCIES, T0 + M),
+        role=StaffRole.SATGAS,
+        now=T0 + M,
+        scale=60,
+        kecamatan_slug="pinang",
+        sending=SENDING,
+    )
+    (message,) = decision.outgoing
+    assert message.deadline_at == T0 + M + 5 * S
+    assert escalations(decision) == {
+        (message.message_id, escalation.AT_RISK, T0 + M + 4 * S),
+        (message.message_id, escalation.DEADLINE_MISSED, T0 + M + 5 * S),
+    }
+
+
+def test_the_final_handling_report_closes_the_case_and_still_watches_its_deadline() -> None:
+    snapshot = reach("handling_report_to_112")
+    snapshot = CaseSnapshot(
+        case=snapshot.case, workflow=snapshot.workflow, c112=C112Stream(2, ("push-1", "report-1"))
+    )
+    decision = decide(
+        snapshot,
+        request(E.HANDLING_REPORT, T0 + H),
+        role=role_for(E.HANDLING_REPORT),
+        now=T0 + H,
+        scale=1,
+        kecamatan_slug="pinang",
+        sending=SENDING,
+    )
+    assert decision.workflow.state is CaseState.CLOSED
+    to_112 = [m for m in decision.outgoing if m.destination is Destination.DELIVER]
+    (report,) = to_112
+    assert escalations(decision) == {
+        (report.message_id, escalation.AT_RISK, T0 + H + 4 * M),
+        (report.message_id, escalation.DEADLINE_MISSED, T0 + H + 5 * M),
+    }
+    assert not [t for t in decision.timers if t.kind in workflow.SLA_KINDS]
 
 
 def test_ending_a_case_cancels_every_step_timer_and_schedules_none() -> None:
