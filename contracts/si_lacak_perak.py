@@ -53,34 +53,53 @@ def _encodable(value: str) -> str:
 
 Text = Annotated[str, AfterValidator(_encodable)]
 
+# Longest accepted text per kind of field (characters); longer is refused naming the field.
+IDENTIFIER = 64
+TIMESTAMP = 40
+DATE = 32
+NAME = 120
+PHONE = 32
+WORD = 60
+PLACE = 80
+NEIGHBOURHOOD = 8
+ADDRESS = 300
+NOTE = 1000
+NARRATIVE = 5000
+URL = 2048
+MEDIA_TYPE = 255
+
 
 class Inbound(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
 
 class Pelapor(Inbound):
-    nama: Text | None = classified(S2, None)
-    no_hp: Text | None = classified(S2, None, description="Any Indonesian writing of the number.")
-    hubungan_dengan_korban: Text | None = classified(S2, None, examples=["tetangga", "korban"])
+    nama: Text | None = classified(S2, None, max_length=NAME)
+    no_hp: Text | None = classified(
+        S2, None, max_length=PHONE, description="Any Indonesian writing of the number."
+    )
+    hubungan_dengan_korban: Text | None = classified(
+        S2, None, max_length=WORD, examples=["tetangga", "korban"]
+    )
     kader_patbm: bool | None = classified(S1, None)
-    id_kader: Text | None = classified(S2, None)
+    id_kader: Text | None = classified(S2, None, max_length=IDENTIFIER)
     anonim: bool | None = classified(S1, None)
 
 
 class Korban(Inbound):
-    nama: Text | None = classified(S3, None)
-    nik: Text | None = classified(S3, None, pattern=r"^[0-9]{16}$")
+    nama: Text | None = classified(S3, None, max_length=NAME)
+    nik: Text | None = classified(S3, None, max_length=16, pattern=r"^[0-9]{16}$")
     jenis_kelamin: JenisKelamin | None = classified(S1, None)
     usia: int | None = classified(S3, None, ge=0, le=130, description="Age in years.")
-    tanggal_lahir: Text | None = classified(S3, None, description="YYYY-MM-DD")
-    no_hp: Text | None = classified(S3, None)
+    tanggal_lahir: Text | None = classified(S3, None, max_length=DATE, description="YYYY-MM-DD")
+    no_hp: Text | None = classified(S3, None, max_length=PHONE)
     disabilitas: bool | None = classified(S1, None)
     hamil: bool | None = classified(S1, None)
-    luka: Text | None = classified(S3, None, description="Injuries, free text.")
+    luka: Text | None = classified(S3, None, max_length=NOTE, description="Injuries, free text.")
 
 
 class Terlapor(Inbound):
-    nama: Text | None = classified(S3, None)
+    nama: Text | None = classified(S3, None, max_length=NAME)
     jenis_kelamin: JenisKelamin | None = classified(S1, None)
     usia: int | None = classified(S3, None, ge=0, le=130)
     hubungan_dengan_korban: HubunganTerlapor | None = classified(S1, None)
@@ -95,12 +114,14 @@ class Koordinat(Inbound):
 
 
 class Lokasi(Inbound):
-    alamat: Text | None = classified(S2, None)
-    rt: Text | None = classified(S2, None)
-    rw: Text | None = classified(S2, None)
-    kelurahan: Text = classified(S1, description="As people write it.")
-    kecamatan: Text | None = classified(S1, None, description="As people write it.")
-    patokan: Text | None = classified(S2, None, description="Landmark.")
+    alamat: Text | None = classified(S2, None, max_length=ADDRESS)
+    rt: Text | None = classified(S2, None, max_length=NEIGHBOURHOOD)
+    rw: Text | None = classified(S2, None, max_length=NEIGHBOURHOOD)
+    kelurahan: Text = classified(S1, max_length=PLACE, description="As people write it.")
+    kecamatan: Text | None = classified(
+        S1, None, max_length=PLACE, description="As people write it."
+    )
+    patokan: Text | None = classified(S2, None, max_length=ADDRESS, description="Landmark.")
     koordinat: Koordinat | None = classified(S2, None)
 
 
@@ -112,9 +133,9 @@ class KondisiDarurat(Inbound):
 
 
 class Lampiran(Inbound):
-    url: Text = classified(S3, min_length=1)
-    jenis: Text | None = classified(S1, None, description="MIME type.")
-    sha256: Text | None = classified(S0, None, pattern=r"^[0-9a-fA-F]{64}$")
+    url: Text = classified(S3, min_length=1, max_length=URL)
+    jenis: Text | None = classified(S1, None, max_length=MEDIA_TYPE, description="MIME type.")
+    sha256: Text | None = classified(S0, None, max_length=64, pattern=r"^[0-9a-fA-F]{64}$")
 
 
 class Persetujuan(Inbound):
@@ -124,8 +145,12 @@ class Persetujuan(Inbound):
 class LaporanSiLacakPerak(Inbound):
     """One report pushed by the Si Lacak Perak backend."""
 
-    id_laporan: Text = classified(S0, pattern=r"\S", description="The app's own report id.")
-    waktu_laporan: Text = classified(S1, description="ISO 8601; without offset it is WIB.")
+    id_laporan: Text = classified(
+        S0, max_length=IDENTIFIER, pattern=r"\S", description="The app's own report id."
+    )
+    waktu_laporan: Text = classified(
+        S1, max_length=TIMESTAMP, description="ISO 8601; without offset it is WIB."
+    )
     kanal: Kanal = classified(S1)
     pelapor: Pelapor | None = classified(S2, None)
     korban: list[Korban] = classified(S3, min_length=1)
@@ -133,7 +158,7 @@ class LaporanSiLacakPerak(Inbound):
     lokasi: Lokasi = classified(S1)
     jenis_kekerasan: list[JenisKekerasan] = classified(S1, min_length=1)
     tempat_kejadian: TempatKejadian | None = classified(S1, None)
-    kronologi: Text | None = classified(S3, None)
+    kronologi: Text | None = classified(S3, None, max_length=NARRATIVE)
     kondisi_darurat: KondisiDarurat | None = classified(S1, None)
     lampiran: list[Lampiran] | None = classified(S3, None)
     persetujuan: Persetujuan | None = classified(S1, None)

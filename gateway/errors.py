@@ -6,6 +6,7 @@ GatewayError
 │   └── SignatureInvalid    missing, bad or stale Standard Webhooks signature (401)
 ├── NotReady                a dependency (broker, store) is unreachable (503)
 │   └── StoreUnavailable    the store cannot make a write durable
+│       └── SealedDataUnreadable  sealed personal data under a key not held, or altered
 └── DeliveryError           an outbound push did not succeed
     ├── TransientDeliveryError   worth retrying (timeouts, connection errors, 408/425/429/5xx)
     └── PermanentDeliveryError   retrying cannot help (other 4xx)
@@ -39,6 +40,10 @@ class NotReady(GatewayError):
 
 class StoreUnavailable(NotReady):
     pass
+
+
+class SealedDataUnreadable(StoreUnavailable):
+    """The message names the key id and the row, never the data."""
 
 
 class DeliveryError(GatewayError):

@@ -312,6 +312,9 @@ class _Errors:
     def __bool__(self) -> bool:
         return bool(self._by_pointer)
 
+    def __contains__(self, at: str) -> bool:
+        return at in self._by_pointer
+
     def collected(self) -> list[FieldError]:
         return list(self._by_pointer.values())
 
@@ -343,6 +346,8 @@ def _structure_detail(error: ErrorDetails) -> str:
         return f"must be at most {_bound(ctx.get('le', ctx.get('lt')))}"
     if kind == "too_short":
         return f"must have at least {_bound(ctx.get('min_length'))} item(s)"
+    if kind in ("string_too_long", "too_long"):
+        return f"must be at most {_bound(ctx.get('max_length'))} characters long"
     return _TYPE_DETAILS.get(kind, "is not valid")
 
 
@@ -371,29 +376,32 @@ def _at(raw: object, *path: str | int) -> object:
     return node
 
 
-def _text_at(raw: object, *path: str | int) -> str | None:
+def _text_at(raw: object, errors: _Errors, *path: str | int) -> str | None:
+    """The text at ``path``, unless the structure check refused it already (too long...)."""
+    if pointer(path) in errors:
+        return None
     value = _at(raw, *path)
     return value if isinstance(value, str) else None
 
 
 def _resolve(raw: object, received_at: datetime, errors: _Errors) -> _Resolved:
     resolved = _Resolved()
-    if (text := _text_at(raw, "waktu_laporan")) is not None:
+    if (text := _text_at(raw, errors, "waktu_laporan")) is not None:
         try:
             resolved.reported_at = to_utc(text)
         except ValueError:
             errors.add(
                 "/waktu_laporan", "must be an ISO 8601 date and time (or YYYY-MM-DD HH:MM:SS)"
             )
-    if (text := _text_at(raw, "pelapor", "no_hp")) is not None:
+    if (text := _text_at(raw, errors, "pelapor", "no_hp")) is not None:
         resolved.reporter_phone = _phone(text, "/pelapor/no_hp", errors)
     victims = _at(raw, "korban")
     for i in range(len(victims) if isinstance(victims, list) else 0):
-        if (text := _text_at(raw, "korban", i, "no_hp")) is not None:
+        if (text := _text_at(raw, errors, "korban", i, "no_hp")) is not None:
             phone = _phone(text, f"/korban/{i}/no_hp", errors)
             if phone is not None:
                 resolved.victim_phones[i] = phone
-        if (text := _text_at(raw, "korban", i, "tanggal_lahir")) is not None:
+        if (text := _text_at(raw, errors, "korban", i, "tanggal_lahir")) is not None:
             age = _age_from_birth_date(text, received_at, f"/korban/{i}/tanggal_lahir", errors)
             if age is not None:
                 resolved.victim_birth_ages[i] = age
@@ -425,8 +433,8 @@ def _age_from_birth_date(text: str, received_at: datetime, at: str, errors: _Err
 
 
 def _resolve_place(raw: object, resolved: _Resolved, errors: _Errors) -> None:
-    kecamatan_name = _text_at(raw, "lokasi", "kecamatan")
-    kelurahan_name = _text_at(raw, "lokasi", "kelurahan")
+    kecamatan_name = _text_at(raw, errors, "lokasi", "kecamatan")
+    kelurahan_name = _text_at(raw, errors, "lokasi", "kelurahan")
     unknown_kecamatan: UnknownPlace | None = None
     if kecamatan_name is not None:
         try:

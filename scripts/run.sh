@@ -11,9 +11,14 @@ DEV_ENV_FILE="${DEV_ENV_FILE:-var/dev.env}"
 if [ ! -f "$DEV_ENV_FILE" ]; then
   "$BIN/gateway" new-secret --env > "$DEV_ENV_FILE"
 fi
+if ! grep -q '^DEV_DATA_KEYS=' "$DEV_ENV_FILE"; then  # a dev.env made before data keys
+  echo "DEV_DATA_KEYS=$("$BIN/gateway" new-secret --data-key)" >> "$DEV_ENV_FILE"
+fi
 # shellcheck disable=SC1090
 set -a; . "$DEV_ENV_FILE"; set +a
 : "${GATEWAY_INBOUND_SECRET:=$DEV_INBOUND_SECRET}"
+: "${GATEWAY_DATA_KEYS:=$DEV_DATA_KEYS}"
+export GATEWAY_DATA_KEYS
 : "${GATEWAY_HTTP_PORT:=8080}"
 export GATEWAY_INBOUND_SECRET GATEWAY_HTTP_PORT
 

@@ -1,6 +1,7 @@
 """The sample reports and what counts as personal data in them."""
 
 import base64
+import hashlib
 import json
 import secrets
 from datetime import UTC, datetime
@@ -8,12 +9,21 @@ from pathlib import Path
 from typing import Any
 
 from contracts.case import Case
+from gateway.adapters.sealing import Sealer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+TEST_DATA_KEYS = "test1:" + base64.b64encode(hashlib.sha256(b"test data key 1").digest()).decode()
+"""GATEWAY_DATA_KEYS of the tests: one fixed key, so a store can be reopened."""
+
+
+def sealer_for_test() -> Sealer:
+    return Sealer.from_setting(TEST_DATA_KEYS)
 
 
 def fixture_bytes(name: str) -> bytes:

@@ -835,3 +835,90 @@ def test_no_detail_echoes_a_submitted_string(
     result = outcome(raw)
     for error in result if isinstance(result, list) else []:
         assert not any(value in error.detail for value in submitted), error.pointer
+
+
+# --- per-field length limits ---------------------------------------------------------
+
+
+def _string_limits(schema: Json, defs: Json, at: str = "") -> Iterator[tuple[str, int | None]]:
+    """``(pointer pattern, maxLength)`` of every free-text string field; list items as ``*``."""
+    while "$ref" in schema or "anyOf" in schema:
+        if "$ref" in schema:
+            schema = defs[schema["$ref"].rsplit("/", 1)[-1]]
+        else:
+            schema = next(b for b in schema["anyOf"] if b.get("type") != "null")
+    if schema.get("type") == "object":
+        for name, prop in schema.get("properties", {}).items():
+            yield from _string_limits(prop, defs, f"{at}/{name}")
+    elif schema.get("type") == "array":
+        yield from _string_limits(schema["items"], defs, f"{at}/*")
+    elif schema.get("type") == "string" and "enum" not in schema and "const" not in schema:
+        yield at, schema.get("maxLength")
+
+
+def _inbound_limits() -> dict[str, int | None]:
+    from contracts.si_lacak_perak import LaporanSiLacakPerak
+
+    schema = LaporanSiLacakPerak.model_json_schema()
+    return dict(_string_limits(schema, schema.get("$defs", {})))
+
+
+def _full_report() -> Json:
+    """valid-01 with every optional string field of the contract filled in."""
+    raw = load("valid-01-app-basic.json")
+    raw["pelapor"]["id_kader"] = "KADER-0042"
+    raw["korban"][0]["nik"] = "3671114107970001"
+    raw["korban"][0]["tanggal_lahir"] = "1997-07-01"
+    raw["lampiran"] = [
+        {"url": "https://x.example/1.jpg", "jenis": "image/jpeg", "sha256": "a" * 64}
+    ]
+    return raw
+
+
+def test_every_string_field_of_the_inbound_contract_has_a_length_limit() -> None:
+    limits = _inbound_limits()
+    assert len(limits) >= 20
+    assert [field for field, limit in limits.items() if limit is None] == []
+    assert limits["/kronologi"] == 5000
+    assert limits["/korban/*/nik"] == 16
+
+
+def test_a_string_one_over_its_field_limit_is_refused_naming_that_field() -> None:
+    limits = _inbound_limits()
+    full = _full_report()
+    normalise(full)
+    string_pointers = [
+        p for p in _pointers_of_strings(full) if re.sub(r"/\d+(?=/|$)", "/*", p) in limits
+    ]
+    assert len(string_pointers) == len(limits)
+    for at in string_pointers:
+        limit = limits[re.sub(r"/\d+(?=/|$)", "/*", at)]
+        assert limit is not None
+        raw = copy.deepcopy(full)
+        _put_at(raw, at, "ж" * (limit + 1))
+        errors = errors_of(raw)
+        assert [e.pointer for e in errors] == [at]
+        assert f"at most {limit} characters" in errors[0].detail
+        assert "ж" not in errors[0].detail
+
+
+def _pointers_of_strings(value: Json, at: str = "") -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _pointers_of_strings(item, f"{at}/{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _pointers_of_strings(item, f"{at}/{index}")
+    elif isinstance(value, str):
+        yield at
+
+
+def _put_at(document: Json, at: str, value: Json) -> None:
+    *parents, last = at.split("/")[1:]
+    node = document
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
