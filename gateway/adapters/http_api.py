@@ -46,6 +46,7 @@ class HttpContext:
         self.notes = dict(notes or {})
         self.inbound_secrets: tuple[str, ...] = ()
         self.readiness_checks: Mapping[str, Check] = {}
+        self.before_scrape: list[Callable[[], Awaitable[None]]] = []
         self._intake: IntakeService | None = None
         self.intake_outcomes = Counter(
             "gateway_intake_total",
@@ -189,6 +190,8 @@ async def get_readyz(request: web.Request) -> web.Response:
 
 async def get_metrics(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
+    for refresh in ctx.before_scrape:
+        await refresh()
     response = web.Response(body=generate_latest(ctx.registry))
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response

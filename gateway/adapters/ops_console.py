@@ -6,20 +6,44 @@ the attempts of every gateway process sharing the store, not only this one's.
 """
 
 import asyncio
-from dataclasses import dataclass, replace
-from datetime import datetime
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from importlib import resources
 from typing import Protocol
 
+import structlog
 from aiohttp import web
 
-from contracts.ops import DeliveryLogEntry, DeliveryLogPage
+from contracts.ops import (
+    AtRiskEntry,
+    AtRiskPage,
+    CircuitState,
+    DeliveryLogEntry,
+    DeliveryLogPage,
+    QueueDepth,
+    RecipientsPage,
+    RecipientState,
+)
 from contracts.problem import FieldError
 from gateway.access import ApiRole
 from gateway.adapters.problems import problem_response
 from gateway.adapters.routes import Answer, Route, problem_answer
 from gateway.adapters.slot import Slot
-from gateway.model import AttemptOutcome, DeliveryLogQuery, LoggedAttempt
+from gateway.errors import NotReady, StoreUnavailable
+from gateway.model import (
+    AtRisk,
+    AttemptOutcome,
+    DeliveryLogQuery,
+    LoggedAttempt,
+    RecipientActivity,
+    RecipientLive,
+)
+from gateway.wilayah import kecamatan_by_code
+from gateway.workflow import STANDARDS
+
+log = structlog.get_logger(__name__)
 
 STATIC_PACKAGE = "gateway.adapters.static"
 STATIC_FILES = {
@@ -28,18 +52,40 @@ STATIC_FILES = {
 }
 MAX_PAGE = 500
 HEARTBEAT_S = 15.0
+ACTIVITY_WINDOW = timedelta(hours=1)
+MISSED_SHOWN_FOR = timedelta(hours=24)
+BROKER_TIMEOUT_S = 2.0
 
 
-class DeliveryLogReader(Protocol):
+class OpsStore(Protocol):
     async def delivery_log_entries(
         self, query: DeliveryLogQuery, *, newest_first: bool = False
     ) -> list[LoggedAttempt]: ...
 
+    async def recipient_activity(self, since: datetime) -> list[RecipientActivity]: ...
+
+    async def at_risk(self, now: datetime, *, missed_since: datetime) -> list[AtRisk]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class OpsContext:
-    log: DeliveryLogReader
+    """``recipients`` answers who this process delivers to; ``queue_depths`` asks the
+    broker (and may raise when it is away); ``shared_queues`` are the retry ladder's
+    queues and the parking queue."""
+
+    log: OpsStore
+    clock: Callable[[], datetime]
+    recipients: Callable[[], Awaitable[Sequence[RecipientLive]]]
+    queue_depths: Callable[[Sequence[str]], Awaitable[Mapping[str, int]]]
+    shared_queues: tuple[str, ...] = ()
     poll_s: float = 0.25
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def end_streams(app: web.Application) -> None:
+    """``on_shutdown``: end every live stream, so stopping need not wait for clients."""
+    with contextlib.suppress(NotReady):
+        app[OPS].value.closing.set()
 
 
 OPS = web.AppKey("ops_console", Slot[OpsContext])
@@ -164,7 +210,7 @@ async def stream_deliveries(request: web.Request) -> web.StreamResponse:
     await response.write(b"retry: 2000\n\n")
     cursor = query.after_id
     idle_s = 0.0
-    while True:
+    while not ctx.closing.is_set():
         rows = await ctx.log.delivery_log_entries(replace(query, after_id=cursor))
         for row in rows:
             data = entry_of(row).model_dump_json()
@@ -177,7 +223,99 @@ async def stream_deliveries(request: web.Request) -> web.StreamResponse:
         if idle_s >= HEARTBEAT_S:
             await response.write(b": keep-alive\n\n")
             idle_s = 0.0
-        await asyncio.sleep(ctx.poll_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ctx.closing.wait(), ctx.poll_s)
+    return response
+
+
+def _unavailable() -> web.Response:
+    return problem_response(
+        503,
+        slug="store-unavailable",
+        detail="The store is unavailable.",
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _depths(ctx: OpsContext, queues: Sequence[str]) -> Mapping[str, int] | None:
+    """The broker's answer, or ``None`` when it is away: the page still shows the rest."""
+    try:
+        async with asyncio.timeout(BROKER_TIMEOUT_S):
+            return await ctx.queue_depths(queues)
+    except Exception as exc:  # noqa: BLE001 - queue sizes are optional; the store's data is not
+        log.warning("ops.queue_depths_unavailable", error_class=type(exc).__name__)
+        return None
+
+
+async def get_recipients(request: web.Request) -> web.Response:
+    """Per recipient: circuit, queue, what waits and since when, the last hour."""
+    ctx = request.app[OPS].value
+    now = ctx.clock()
+    recipients = await ctx.recipients()
+    try:
+        activity = {a.recipient: a for a in await ctx.log.recipient_activity(now - ACTIVITY_WINDOW)}
+    except StoreUnavailable:
+        return _unavailable()
+    depths = await _depths(ctx, [*(r.queue for r in recipients), *ctx.shared_queues])
+    states = []
+    for live in recipients:
+        seen = activity.get(live.recipient, RecipientActivity(live.recipient))
+        oldest = seen.oldest_waiting_since
+        states.append(
+            RecipientState(
+                recipient=live.recipient,
+                kind=live.kind,
+                agency_id=live.agency_id,
+                delivering=live.circuit is not None,
+                circuit=None if live.circuit is None else CircuitState(live.circuit.value),
+                queue=live.queue,
+                queued=None if depths is None else depths.get(live.queue),
+                waiting=seen.waiting,
+                oldest_waiting_at=oldest,
+                oldest_waiting_age_s=None if oldest is None else (now - oldest).total_seconds(),
+                delivered_last_hour=seen.delivered,
+                failed_last_hour=seen.failed,
+            )
+        )
+    shared = [
+        QueueDepth(queue=q, messages=None if depths is None else depths.get(q))
+        for q in ctx.shared_queues
+    ]
+    page = RecipientsPage(at=now, recipients=states, shared_queues=shared)
+    return web.json_response(text=page.model_dump_json())
+
+
+def _at_risk_entry(item: AtRisk, now: datetime) -> AtRiskEntry:
+    try:
+        kecamatan: str | None = kecamatan_by_code(item.kecamatan_code).name
+    except ValueError:
+        kecamatan = None
+    standard = STANDARDS.get(item.step) if item.step is not None else None
+    return AtRiskEntry(
+        kind=item.kind,
+        case_id=item.case_id,
+        kecamatan=kecamatan,
+        step=item.step,
+        activity=None if standard is None else standard.activity,
+        recipient=item.recipient,
+        distribution_id=item.distribution_id,
+        started_at=item.started_at,
+        at_risk_at=item.warning_at,
+        deadline_at=item.deadline_at,
+        seconds_left=(item.deadline_at - now).total_seconds(),
+    )
+
+
+async def get_at_risk(request: web.Request) -> web.Response:
+    """Open SOP steps and undelivered messages past 80 % of their time, most urgent first."""
+    ctx = request.app[OPS].value
+    now = ctx.clock()
+    try:
+        found = await ctx.log.at_risk(now, missed_since=now - MISSED_SHOWN_FOR)
+    except StoreUnavailable:
+        return _unavailable()
+    page = AtRiskPage(at=now, entries=[_at_risk_entry(item, now) for item in found])
+    return web.json_response(text=page.model_dump_json())
 
 
 async def get_page(request: web.Request) -> web.Response:
@@ -260,6 +398,33 @@ OPS_ROUTES: tuple[Route, ...] = (
         answers={
             200: Answer("An endless text/event-stream.", media_type="text/event-stream"),
             400: problem_answer("Bad filter."),
+        },
+    ),
+    Route(
+        "GET",
+        "/v1/ops/recipients",
+        get_recipients,
+        "listRecipientStates",
+        "Each recipient (112, its failover, every webhook subscription): circuit breaker, "
+        "messages queued and not yet settled, the oldest one's age, deliveries and failed "
+        "attempts in the last hour; and the shared retry and parking queues.",
+        roles=frozenset({ApiRole.OPS}),
+        answers={
+            200: Answer("Every recipient.", RecipientsPage),
+            503: problem_answer("The store is unavailable."),
+        },
+    ),
+    Route(
+        "GET",
+        "/v1/ops/at-risk",
+        get_at_risk,
+        "listAtRisk",
+        "Open SOP steps and undelivered messages past 80 % of their time, with the "
+        "seconds left to their deadline (negative when missed; missed ones for 24 h).",
+        roles=frozenset({ApiRole.OPS}),
+        answers={
+            200: Answer("What is at risk, most urgent first.", AtRiskPage),
+            503: problem_answer("The store is unavailable."),
         },
     ),
 )

@@ -1,0 +1,59 @@
+"""The Grafana dashboard under deploy/ charts only metrics the gateway exports, and all of them."""
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from gateway.adapters.http_api import HttpContext
+from gateway.adapters.metrics import GatewayMetrics
+
+DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "kdrt-gateway.json"
+SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
+METRIC = re.compile(r"\b(gateway_[a-z0-9_]+)\b")
+
+
+def _exported() -> dict[str, str]:
+    """Every series name the gateway's registry can answer, to its metric family."""
+    registry = CollectorRegistry()
+    GatewayMetrics(registry, clock=lambda: datetime.now(UTC))
+    HttpContext(max_body_bytes=1, registry=registry, clock=lambda: datetime.now(UTC))
+    return {
+        family.name + suffix: family.name
+        for family in registry.collect()
+        for suffix in SUFFIXES[family.type]
+    }
+
+
+def _exprs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "expr" and isinstance(value, str):
+                yield value
+            else:
+                yield from _exprs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _exprs(item)
+
+
+def test_every_expression_uses_only_exported_metrics() -> None:
+    exported = _exported()
+    exprs = list(_exprs(json.loads(DASHBOARD.read_text(encoding="utf-8"))))
+    assert exprs
+    for expr in exprs:
+        names = METRIC.findall(expr)
+        assert names, f"no gateway metric in {expr!r}"
+        unknown = [name for name in names if name not in exported]
+        assert not unknown, f"{expr!r} uses {unknown}, which the gateway does not export"
+
+
+def test_every_metric_of_the_gateway_is_on_the_dashboard() -> None:
+    exported = _exported()
+    text = DASHBOARD.read_text(encoding="utf-8")
+    charted = {exported[name] for name in METRIC.findall(text) if name in exported}
+    assert charted == set(exported.values())
