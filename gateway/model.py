@@ -6,7 +6,9 @@ from datetime import datetime
 from enum import StrEnum
 
 from contracts.case import Case
+from contracts.ops import AtRiskKind, RecipientKind
 from contracts.problem import FieldError
+from gateway.circuit_breaker import BreakerState
 
 
 class Destination(StrEnum):
@@ -87,10 +89,20 @@ class OutboxRow:
 
 
 class AttemptOutcome(StrEnum):
+    """A push's outcome, or an escalation of a message's deadline (no push: attempt 0)."""
+
     DELIVERED = "delivered"
     RETRY = "retry"
     PARKED = "parked"
     GONE = "gone"
+    AT_RISK = "at_risk"
+    DEADLINE_MISSED = "deadline_missed"
+    FAILOVER_STARTED = "failover_started"
+
+
+ESCALATION_OUTCOMES = frozenset(
+    {AttemptOutcome.AT_RISK, AttemptOutcome.DEADLINE_MISSED, AttemptOutcome.FAILOVER_STARTED}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +120,14 @@ class DeliveryAttempt:
     error_class: str | None = None
     next_try_at: datetime | None = None
     reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TimerEffects:
+    """What a fired timer makes the store write in the transaction that fires it."""
+
+    outgoing: tuple[OutboundMessage, ...] = ()
+    delivery_log: tuple[DeliveryAttempt, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,3 +211,46 @@ class LoggedAttempt:
 
     log_id: int
     attempt: DeliveryAttempt
+
+
+# ---- Ops console (issue 6) ----
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientActivity:
+    """What the store knows of one recipient: messages not settled yet (waiting since
+    they were made or last replayed), and its attempts since a moment."""
+
+    recipient: str
+    waiting: int = 0
+    oldest_waiting_since: datetime | None = None
+    delivered: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientLive:
+    """A recipient as this process delivers it: its queue and its circuit breaker
+    (``None`` when no worker of this process delivers it, e.g. a paused webhook)."""
+
+    recipient: str
+    kind: RecipientKind
+    queue: str
+    circuit: BreakerState | None
+    agency_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AtRisk:
+    """An open SOP step, or an undelivered message with a deadline, past its warning
+    point (80 % of its time). S0/S1 only: ids, the kecamatan code, times."""
+
+    kind: AtRiskKind
+    case_id: str
+    kecamatan_code: str
+    started_at: datetime
+    warning_at: datetime
+    deadline_at: datetime
+    step: int | None = None
+    recipient: str | None = None
+    distribution_id: str | None = None

@@ -6,6 +6,7 @@ from typing import Protocol
 
 from contracts.case import Case
 from contracts.subscription import SubscriptionStatus
+from gateway.audit import AuditEntry, AuditRow
 from gateway.case_messages import CaseDecision
 from gateway.model import (
     AcceptedReport,
@@ -20,6 +21,7 @@ from gateway.model import (
     QuarantinedInput,
     ReceiptRecord,
     Timer,
+    TimerEffects,
 )
 from gateway.partners import Subscription
 from gateway.workflow import CaseSnapshot
@@ -41,8 +43,15 @@ class Store(Protocol):
         """Keep refused input; answers the quarantine id."""
         ...
 
-    async def pending_outbox(self, limit: int) -> list[OutboxRow]:
-        """Unpublished outbox rows, oldest first."""
+    async def claim_outbox(
+        self, claimant: str, limit: int, *, now: datetime, lease_s: float
+    ) -> list[OutboxRow]:
+        """Unpublished rows, oldest first, that no other claimant holds: held by
+        ``claimant`` for ``lease_s`` (its own earlier claims are renewed)."""
+        ...
+
+    async def release_outbox(self, claimant: str, ids: Sequence[int]) -> None:
+        """Give back claimed rows that were not published, for any relay to take."""
         ...
 
     async def mark_published(self, ids: Sequence[int], at: datetime) -> None: ...
@@ -65,11 +74,11 @@ class Store(Protocol):
         self,
         now: datetime,
         limit: int,
-        handle: Callable[[Timer], Sequence[OutboundMessage]],
+        handle: Callable[[Timer], TimerEffects],
     ) -> list[Timer]:
         """In one transaction: take unfired timers due by ``now``, mark them fired, and
-        write the outbox rows ``handle`` (pure) makes of each. A timer fires once even
-        with several gateway processes."""
+        write the outbox rows and delivery-log rows ``handle`` (pure) makes of each. A
+        timer fires once even with several gateway processes."""
         ...
 
     # Delivery: per-case order, the parking lot, receipts
@@ -206,6 +215,20 @@ class CaseStore(Protocol):
 
     async def case_snapshot(self, case_id: str) -> CaseSnapshot | None: ...
 
+    async def delivery_log(
+        self,
+        *,
+        case_id: str | None = None,
+        distribution_id: str | None = None,
+        limit: int = 100,
+    ) -> list[DeliveryAttempt]:
+        """Delivery-log rows, newest first."""
+        ...
+
+    async def receipts(self, *, case_id: str) -> list[ReceiptRecord]:
+        """112's receipts for the case, oldest first."""
+        ...
+
     async def apply_case_event(
         self, case_id: str, decide: Callable[[CaseSnapshot], CaseDecision]
     ) -> CaseDecision | None:
@@ -222,3 +245,17 @@ class CaseStore(Protocol):
     ) -> list[CaseSnapshot]:
         """Cases received (or ended) in ``[from, to)``, oldest first."""
         ...
+
+    async def append_audit(self, entry: AuditEntry) -> AuditRow:
+        """Append to the audit log in a transaction of its own (for reads of personal
+        data; changes are audited inside their own transaction)."""
+        ...
+
+
+# ---- Ops console (issue 6) ----
+
+
+class DeliveryObserver(Protocol):
+    """Told of each delivery attempt once it is logged, with its message's deadline."""
+
+    def attempted(self, attempt: DeliveryAttempt, deadline_at: datetime | None) -> None: ...

@@ -1,10 +1,14 @@
 """Shared fixtures. Tests build their settings explicitly and never read the developer's env."""
 
 import os
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from databases import BACKENDS, create_postgres_database, drop_postgres_database
 from log_scan import RUN_SCAN
 
+from gateway.adapters.sql_db import SQLITE_PREFIX
 from gateway.logs import configure_logging
 
 
@@ -13,6 +17,19 @@ def _no_gateway_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("GATEWAY_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(params=BACKENDS)
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of an empty store database, once per backend."""
+    if request.param == "sqlite":
+        yield f"{SQLITE_PREFIX}{tmp_path / 'state' / 'gateway.sqlite3'}"
+        return
+    url = await create_postgres_database()
+    try:
+        yield url
+    finally:
+        await drop_postgres_database(url)
 
 
 # --- Whole-run log scan (issue 7): no log line of the run may carry fixture personal data ---

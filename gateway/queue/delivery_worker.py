@@ -61,7 +61,7 @@ from gateway.delivery_policy import (
 )
 from gateway.errors import DeliveryError, StoreUnavailable
 from gateway.model import AttemptOutcome, DeliveryAttempt
-from gateway.ports import Clock, Pusher, Store
+from gateway.ports import Clock, DeliveryObserver, Pusher, Store
 from gateway.queue.connection import AmqpConnection
 from gateway.queue.publisher import (
     ATTEMPT,
@@ -165,6 +165,7 @@ class DeliveryWorker:
         breaker: CircuitBreaker | None = None,
         concurrency: int = 8,
         drain_window_s: float = DRAIN_WINDOW_S,
+        observer: DeliveryObserver | None = None,
     ) -> None:
         if endpoint.recipient_id not in topology.recipients:
             raise ValueError(f"no delivery queue for recipient {endpoint.recipient_id!r}")
@@ -190,10 +191,16 @@ class DeliveryWorker:
         self._resume_task: asyncio.Task[None] | None = None
         self._gate = _DeadlineGate(concurrency)
         self._drain_window_s = drain_window_s
+        self._observer = observer
 
     @property
     def recipient(self) -> str:
         return self._endpoint.recipient_id
+
+    @property
+    def circuit_state(self) -> BreakerState:
+        """The recipient's circuit as this worker sees it (closed when it has no breaker)."""
+        return BreakerState.CLOSED if self.breaker is None else self.breaker.state
 
     @property
     def consuming(self) -> bool:
@@ -528,6 +535,8 @@ class DeliveryWorker:
                 recipient=self.recipient,
                 attempt=done.number,
             )
+        if self._observer is not None:
+            self._observer.attempted(row, delivery.deadline_at)
 
     async def _pause(self, reason: str) -> None:
         consumer = self._consumer

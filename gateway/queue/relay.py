@@ -5,6 +5,10 @@ The intake calls ``wake()`` right after its commit, so publishing starts at once
 polling every ``poll_interval_s`` only catches what a wake-up missed (rows left by a
 crash, a failed publish). While the broker is down rows stay in the outbox and the
 relay backs off; the robust connection comes back by itself.
+
+Several gateway processes may share one store: each relay claims the rows it publishes
+for a lease (``CLAIM_LEASE_S``), so no row is published twice while its relay lives,
+and the rows of a relay that died are taken over when their lease has passed.
 """
 
 from typing import Protocol
@@ -18,6 +22,8 @@ from gateway.wake_loop import BACKOFF_MAX_S, WakeLoop
 
 log = structlog.get_logger()
 
+CLAIM_LEASE_S = 30.0
+
 
 class OutboundPublisher(Protocol):
     async def publish(self, message: OutboundMessage) -> None: ...
@@ -29,6 +35,7 @@ class OutboxRelay:
         store: Store,
         publisher: OutboundPublisher,
         *,
+        claimant: str,
         poll_interval_s: float,
         batch: int = 100,
         clock: Clock,
@@ -37,6 +44,7 @@ class OutboxRelay:
         if batch < 1:
             raise ValueError("batch must be at least 1")
         self._store = store
+        self._claimant = claimant
         self._publisher = publisher
         self._batch = batch
         self._clock = clock
@@ -60,7 +68,9 @@ class OutboxRelay:
         """
         published = 0
         while True:
-            rows = await self._store.pending_outbox(self._batch)
+            rows = await self._store.claim_outbox(
+                self._claimant, self._batch, now=self._clock(), lease_s=CLAIM_LEASE_S
+            )
             confirmed: list[int] = []
             try:
                 for row in rows:
@@ -80,6 +90,8 @@ class OutboxRelay:
                 if confirmed:
                     await self._store.mark_published(confirmed, self._clock())
                     published += len(confirmed)
+                unpublished = [row.id for row in rows[len(confirmed) :]]
+                await self._store.release_outbox(self._claimant, unpublished)
             if len(rows) < self._batch:
                 return published
 

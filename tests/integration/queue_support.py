@@ -30,6 +30,7 @@ from gateway.model import (
     QuarantinedInput,
     ReceiptRecord,
     Timer,
+    TimerEffects,
 )
 from gateway.queue.connection import AmqpConnection
 from gateway.queue.topology import Topology, build_topology, delete
@@ -61,8 +62,13 @@ class FakeStore:
     async def quarantine(self, item: QuarantinedInput) -> str:
         raise NotImplementedError
 
-    async def pending_outbox(self, limit: int) -> list[OutboxRow]:
+    async def claim_outbox(
+        self, claimant: str, limit: int, *, now: datetime, lease_s: float
+    ) -> list[OutboxRow]:
         return [row for row in self.outbox if row.id not in self.published][:limit]
+
+    async def release_outbox(self, claimant: str, ids: Sequence[int]) -> None:
+        return None
 
     async def mark_published(self, ids: Sequence[int], at: datetime) -> None:
         for row_id in ids:
@@ -151,13 +157,15 @@ class FakeStore:
         return before - len(self.timers)
 
     async def fire_due_timers(
-        self, now: datetime, limit: int, handle: Callable[[Timer], Sequence[OutboundMessage]]
+        self, now: datetime, limit: int, handle: Callable[[Timer], TimerEffects]
     ) -> list[Timer]:
         due = [t for t in self.timers if t.fire_at <= now][:limit]
         for timer in due:
             self.timers.remove(timer)
-            for message in handle(timer):
+            effects = handle(timer)
+            for message in effects.outgoing:
                 self.outbox.append(OutboxRow(len(self.outbox) + 1, message))
+            self.attempts.extend(effects.delivery_log)
         return due
 
     async def remember_webhook_id(

@@ -51,7 +51,12 @@ async def test_a_wake_publishes_at_once_in_order_and_marks_rows(broker: Broker) 
     topology = await broker.topology()
     store = FakeStore()
     relay = OutboxRelay(
-        store, Publisher(broker.connection, topology), poll_interval_s=60, batch=2, clock=utcnow
+        store,
+        Publisher(broker.connection, topology),
+        claimant="test",
+        poll_interval_s=60,
+        batch=2,
+        clock=utcnow,
     )
     relay.start()
     try:
@@ -70,7 +75,11 @@ async def test_rows_stay_pending_while_publishing_fails(broker: Broker) -> None:
     store = FakeStore()
     store.outbox.extend([row(1), row(2, recipient="nobody"), row(3)])
     relay = OutboxRelay(
-        store, Publisher(broker.connection, topology), poll_interval_s=0.1, clock=utcnow
+        store,
+        Publisher(broker.connection, topology),
+        claimant="test",
+        poll_interval_s=0.1,
+        clock=utcnow,
     )
     relay.start()
     try:
@@ -89,7 +98,11 @@ async def test_the_relay_survives_a_dropped_broker_connection(broker: Broker) ->
     topology = await broker.topology()
     store = FakeStore()
     relay = OutboxRelay(
-        store, Publisher(broker.connection, topology), poll_interval_s=0.2, clock=utcnow
+        store,
+        Publisher(broker.connection, topology),
+        claimant="test",
+        poll_interval_s=0.2,
+        clock=utcnow,
     )
     relay.start()
     try:

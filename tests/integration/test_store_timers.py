@@ -3,14 +3,23 @@
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from samples import valid_01_case
+from samples import sealer_for_test, valid_01_case
 
-from gateway.adapters.store_sqlite import SqliteStore
-from gateway.model import AcceptedReport, Destination, OutboundMessage, Timer
+from gateway.adapters.store_sql import SqlStore
+from gateway.model import (
+    AcceptedReport,
+    AttemptOutcome,
+    DeliveryAttempt,
+    Destination,
+    OutboundMessage,
+    Timer,
+    TimerEffects,
+)
 from gateway.timer_service import TimerService
+
+SEALER = sealer_for_test()
 
 T0 = datetime(2026, 11, 30, 6, 45, 10, tzinfo=UTC)
 CASE = valid_01_case(received_at=T0)
@@ -27,20 +36,22 @@ def timer(n: int, at: datetime, *, subject: str = "s", kind: str = "test.kind") 
     )
 
 
-def message_of(t: Timer) -> list[OutboundMessage]:
-    return [
-        OutboundMessage(
-            destination=Destination.EVENTS,
-            routing_key="test.fired.-.-",
-            message_id=f"msg-{t.timer_id}",
-            case_id=t.case_id,
-            sequence=1,
-            body=t.data["n"].encode(),
+def message_of(t: Timer) -> TimerEffects:
+    return TimerEffects(
+        outgoing=(
+            OutboundMessage(
+                destination=Destination.EVENTS,
+                routing_key="test.fired.-.-",
+                message_id=f"msg-{t.timer_id}",
+                case_id=t.case_id,
+                sequence=1,
+                body=t.data["n"].encode(),
+            ),
         )
-    ]
+    )
 
 
-async def accept(store: SqliteStore, timers: Sequence[Timer] = ()) -> None:
+async def accept(store: SqlStore, timers: Sequence[Timer] = ()) -> None:
     await store.accept_report(
         AcceptedReport(
             source_system="si-lacak-perak",
@@ -54,8 +65,8 @@ async def accept(store: SqliteStore, timers: Sequence[Timer] = ()) -> None:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(tmp_path / "store.sqlite3")
+async def store(store_url: str) -> AsyncIterator[SqlStore]:
+    opened = await SqlStore.connect(store_url, sealer=SEALER)
     await accept(opened)
     try:
         yield opened
@@ -63,15 +74,15 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
         await opened.close()
 
 
-async def fired_ids(store: SqliteStore) -> set[str]:
+async def fired_ids(store: SqlStore) -> set[str]:
     return {t.timer_id for t, fired_at in await store.timers_of(CASE.case_id) if fired_at}
 
 
-async def outbox_ids(store: SqliteStore) -> list[str]:
+async def outbox_ids(store: SqlStore) -> list[str]:
     return [row.message.message_id for row in await store.pending_outbox(10_000)]
 
 
-async def test_only_due_timers_fire_and_write_their_messages(store: SqliteStore) -> None:
+async def test_only_due_timers_fire_and_write_their_messages(store: SqlStore) -> None:
     await store.schedule_timers([timer(1, T0), timer(2, T0 + timedelta(seconds=5))])
 
     fired = await store.fire_due_timers(T0 + timedelta(seconds=1), 10, message_of)
@@ -87,7 +98,7 @@ async def test_only_due_timers_fire_and_write_their_messages(store: SqliteStore)
     assert await outbox_ids(store) == ["msg-timer-1", "msg-timer-2"]
 
 
-async def test_the_limit_takes_the_earliest_first(store: SqliteStore) -> None:
+async def test_the_limit_takes_the_earliest_first(store: SqlStore) -> None:
     await store.schedule_timers([timer(n, T0 + timedelta(seconds=10 - n)) for n in range(5)])
 
     fired = await store.fire_due_timers(T0 + timedelta(minutes=1), 2, message_of)
@@ -95,7 +106,7 @@ async def test_the_limit_takes_the_earliest_first(store: SqliteStore) -> None:
     assert [t.timer_id for t in fired] == ["timer-4", "timer-3"]
 
 
-async def test_cancelled_timers_never_fire(store: SqliteStore) -> None:
+async def test_cancelled_timers_never_fire(store: SqlStore) -> None:
     await store.schedule_timers(
         [timer(1, T0, subject="a"), timer(2, T0, subject="a"), timer(3, T0, subject="b")]
     )
@@ -108,10 +119,10 @@ async def test_cancelled_timers_never_fire(store: SqliteStore) -> None:
     assert await store.cancel_timers(subject="b") == 0, "a fired timer is not cancelled"
 
 
-async def test_a_failing_handler_leaves_the_timer_unfired(store: SqliteStore) -> None:
+async def test_a_failing_handler_leaves_the_timer_unfired(store: SqlStore) -> None:
     await store.schedule_timers([timer(1, T0), timer(2, T0)])
 
-    def explode(t: Timer) -> list[OutboundMessage]:
+    def explode(t: Timer) -> TimerEffects:
         if t.timer_id == "timer-2":
             raise RuntimeError("handler bug")
         return message_of(t)
@@ -124,8 +135,43 @@ async def test_a_failing_handler_leaves_the_timer_unfired(store: SqliteStore) ->
     assert len(await store.fire_due_timers(T0, 10, message_of)) == 2
 
 
-async def test_accepting_a_report_schedules_its_timers(tmp_path: Path) -> None:
-    store = await SqliteStore.open(tmp_path / "store.sqlite3")
+def logged_of(t: Timer) -> TimerEffects:
+    row = DeliveryAttempt(
+        distribution_id=t.subject,
+        case_id=t.case_id,
+        recipient="c112",
+        attempt=0,
+        at=T0,
+        outcome=AttemptOutcome.AT_RISK,
+    )
+    return TimerEffects(outgoing=message_of(t).outgoing, delivery_log=(row,))
+
+
+async def test_a_handlers_delivery_log_rows_are_written_with_its_firing(
+    store: SqlStore,
+) -> None:
+    await store.schedule_timers([timer(1, T0, subject="d-1"), timer(2, T0, subject="d-2")])
+
+    def explode(t: Timer) -> TimerEffects:
+        if t.timer_id == "timer-2":
+            raise RuntimeError("handler bug")
+        return logged_of(t)
+
+    with pytest.raises(RuntimeError):
+        await store.fire_due_timers(T0, 10, explode)
+    assert await store.delivery_log(case_id=CASE.case_id) == [], "rolled back with the firing"
+
+    assert len(await store.fire_due_timers(T0, 10, logged_of)) == 2
+    logged = await store.delivery_log(case_id=CASE.case_id)
+    assert sorted((a.distribution_id, a.outcome) for a in logged) == [
+        ("d-1", AttemptOutcome.AT_RISK),
+        ("d-2", AttemptOutcome.AT_RISK),
+    ]
+    assert await outbox_ids(store) == ["msg-timer-1", "msg-timer-2"]
+
+
+async def test_accepting_a_report_schedules_its_timers(store_url: str) -> None:
+    store = await SqlStore.connect(store_url, sealer=SEALER)
     try:
         await accept(store, [timer(1, T0), timer(2, T0 + timedelta(hours=1))])
         await accept(store, [timer(3, T0)])  # the same report again: nothing written
@@ -138,14 +184,13 @@ async def test_accepting_a_report_schedules_its_timers(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_timers_survive_reopening_the_store(tmp_path: Path) -> None:
-    path = tmp_path / "store.sqlite3"
-    first = await SqliteStore.open(path)
+async def test_timers_survive_reopening_the_store(store_url: str) -> None:
+    first = await SqlStore.connect(store_url, sealer=SEALER)
     await accept(first, [timer(1, T0), timer(2, T0)])
     assert len(await first.fire_due_timers(T0, 1, message_of)) == 1
     await first.close()
 
-    second = await SqliteStore.open(path)
+    second = await SqlStore.connect(store_url, sealer=SEALER)
     try:
         fired = await second.fire_due_timers(T0, 10, message_of)
         assert [t.timer_id for t in fired] == ["timer-2"]
@@ -153,9 +198,11 @@ async def test_timers_survive_reopening_the_store(tmp_path: Path) -> None:
         await second.close()
 
 
-async def test_two_stores_on_one_file_fire_each_timer_once(tmp_path: Path) -> None:
-    path = tmp_path / "store.sqlite3"
-    stores = [await SqliteStore.open(path), await SqliteStore.open(path)]
+async def test_two_stores_on_one_database_fire_each_timer_once(store_url: str) -> None:
+    stores = [
+        await SqlStore.connect(store_url, sealer=SEALER),
+        await SqlStore.connect(store_url, sealer=SEALER),
+    ]
     try:
         await accept(stores[0], [timer(n, T0 + timedelta(milliseconds=n)) for n in range(300)])
         taken: list[list[str]] = [[], []]
@@ -180,7 +227,7 @@ async def test_two_stores_on_one_file_fire_each_timer_once(tmp_path: Path) -> No
             await store.close()
 
 
-async def test_the_timer_service_fires_by_kind_and_wakes_the_relay(store: SqliteStore) -> None:
+async def test_the_timer_service_fires_by_kind_and_wakes_the_relay(store: SqlStore) -> None:
     now = T0 + timedelta(minutes=1)
     await store.schedule_timers(
         [
@@ -190,6 +237,7 @@ async def test_the_timer_service_fires_by_kind_and_wakes_the_relay(store: Sqlite
         ]
     )
     woken: list[int] = []
+    rounds: list[list[str]] = []
     errors: list[tuple[str, object]] = []
     service = TimerService(
         store,
@@ -197,6 +245,7 @@ async def test_the_timer_service_fires_by_kind_and_wakes_the_relay(store: Sqlite
         handlers={"test.kind": message_of},
         poll_interval_s=60,
         on_fired=lambda: woken.append(1),
+        on_round=lambda fired: rounds.append(sorted(t.timer_id for t in fired)),
         on_error=lambda event, fields: errors.append((event, fields["kind"])),
         batch=1,
     )
@@ -209,10 +258,11 @@ async def test_the_timer_service_fires_by_kind_and_wakes_the_relay(store: Sqlite
     assert await outbox_ids(store) == ["msg-timer-1"]
     assert await service.fire_due() == []
     assert woken == [1], "nothing fired, nothing to publish"
+    assert rounds == [["timer-1", "timer-2"], []], "told of every round, after its commits"
 
 
 async def test_a_woken_timer_service_fires_without_waiting_for_its_poll(
-    store: SqliteStore,
+    store: SqlStore,
 ) -> None:
     now = [T0]
     service = TimerService(

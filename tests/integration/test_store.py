@@ -1,4 +1,5 @@
-"""The SQLite store against real database files in ``tmp_path``."""
+"""The store against real databases: every test of the port runs on SQLite (a file in
+``tmp_path``) and on PostgreSQL (a database of its own); some are about SQLite alone."""
 
 import asyncio
 import os
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from databases import query
+from samples import sealer_for_test
 from ulid import ULID
 
 from contracts.case import (
@@ -30,7 +33,8 @@ from contracts.case import (
     ViolenceForm,
 )
 from contracts.problem import FieldError
-from gateway.adapters.store_sqlite import SqliteStore, load_migrations, split_statements
+from gateway.adapters.sealing import row_aad
+from gateway.adapters.store_sql import SqlStore, load_migrations, split_statements
 from gateway.errors import StoreUnavailable
 from gateway.model import (
     AcceptedReport,
@@ -41,6 +45,8 @@ from gateway.model import (
     QuarantinedInput,
 )
 from gateway.ports import Store
+
+SEALER = sealer_for_test()
 
 T0 = datetime(2026, 11, 30, 6, 45, 10, 123456, tzinfo=UTC)
 WIB = timezone(timedelta(hours=7))
@@ -104,7 +110,7 @@ def make_report(
     )
 
 
-def query(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+def query_file(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
     """Read the file with a connection of its own, as an operator would."""
     conn = sqlite3.connect(path)
     try:
@@ -119,8 +125,8 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(db_path)
+async def store(store_url: str) -> AsyncIterator[SqlStore]:
+    opened = await SqlStore.connect(store_url, sealer=SEALER)
     yield opened
     await opened.close()
 
@@ -136,21 +142,18 @@ def locker(db_path: Path) -> Iterator[sqlite3.Connection]:
     conn.close()
 
 
-async def test_migrations_are_applied_once_and_recorded(db_path: Path) -> None:
-    store = await SqliteStore.open(db_path)
+async def test_migrations_are_applied_once_and_recorded(store_url: str) -> None:
+    store = await SqlStore.connect(store_url, sealer=SEALER)
     await store.close()
-    recorded = query(db_path, "SELECT version, applied_at FROM schema_migrations ORDER BY version")
+    applied = "SELECT version, applied_at FROM schema_migrations ORDER BY version"
+    recorded = await query(store_url, applied)
     assert [v for v, _ in recorded] == [m.version for m in load_migrations()]
-    tables = {
-        name for (name,) in query(db_path, "SELECT name FROM sqlite_master WHERE type = 'table'")
-    }
-    assert {"reports", "cases", "outbox", "quarantine", "delivery_log"} <= tables
+    for table in ("reports", "cases", "outbox", "quarantine", "delivery_log"):
+        assert await query(store_url, f"SELECT COUNT(*) FROM {table}") == [(0,)]  # noqa: S608
 
-    again = await SqliteStore.open(db_path)
+    again = await SqlStore.connect(store_url, sealer=SEALER)
     await again.close()
-    assert query(db_path, "SELECT version, applied_at FROM schema_migrations ORDER BY version") == (
-        recorded
-    )
+    assert await query(store_url, applied) == recorded
 
 
 async def test_opens_racing_on_a_new_file_apply_each_migration_once(
@@ -161,27 +164,27 @@ async def test_opens_racing_on_a_new_file_apply_each_migration_once(
         "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
     )
     locker.execute("BEGIN IMMEDIATE")
-    opening = [asyncio.create_task(SqliteStore.open(db_path)) for _ in range(3)]
+    opening = [asyncio.create_task(SqlStore.open(db_path, sealer=SEALER)) for _ in range(3)]
     await asyncio.sleep(0.2)  # every opener has seen "nothing applied" and waits for the lock
     locker.execute("COMMIT")
 
     outcomes = await asyncio.gather(*opening, return_exceptions=True)
     for outcome in outcomes:
-        if isinstance(outcome, SqliteStore):
+        if isinstance(outcome, SqlStore):
             await outcome.close()
-    assert [o for o in outcomes if not isinstance(o, SqliteStore)] == []
-    versions = [v for (v,) in query(db_path, "SELECT version FROM schema_migrations")]
+    assert [o for o in outcomes if not isinstance(o, SqlStore)] == []
+    versions = [v for (v,) in query_file(db_path, "SELECT version FROM schema_migrations")]
     assert sorted(versions) == [m.version for m in load_migrations()]
 
 
-async def test_open_sets_durable_pragmas(store: SqliteStore, db_path: Path) -> None:
-    assert query(db_path, "PRAGMA journal_mode") == [("wal",)]
+async def test_open_sets_durable_pragmas(db_path: Path) -> None:
+    store = await SqlStore.open(db_path, sealer=SEALER)
+    await store.close()
+    assert query_file(db_path, "PRAGMA journal_mode") == [("wal",)]
     assert db_path.parent.is_dir()
 
 
-async def test_accept_report_writes_report_case_and_outbox(
-    store: SqliteStore, db_path: Path
-) -> None:
+async def test_accept_report_writes_report_case_and_outbox(store: SqlStore, store_url: str) -> None:
     report = make_report(messages=3)
 
     result = await store.accept_report(report)
@@ -193,16 +196,18 @@ async def test_accept_report_writes_report_case_and_outbox(
     assert result.c112_deadline_at == T0 + timedelta(minutes=5)
     assert await store.get_case(report.case.case_id) == report.case
     assert await store.count_cases() == 1
-    assert query(db_path, "SELECT raw, case_id FROM reports") == [(report.raw, report.case.case_id)]
-    assert query(
-        db_path, "SELECT state, kecamatan_code, risk_level, needs_other_agencies FROM cases"
+    [(raw, case_id)] = await query(store_url, "SELECT raw, case_id FROM reports")
+    assert case_id == report.case.case_id
+    assert SEALER.open(bytes(raw), row_aad("reports", "raw", case_id)) == report.raw
+    assert await query(
+        store_url, "SELECT state, kecamatan_code, risk_level, needs_other_agencies FROM cases"
     ) == [("received", "36.71.05", "high", 1)]
     pending = await store.pending_outbox(limit=10)
     assert [row.message for row in pending] == list(report.outgoing)
 
 
 async def test_a_failure_inside_accept_report_writes_nothing(
-    store: SqliteStore, db_path: Path
+    store: SqlStore, store_url: str
 ) -> None:
     case = make_case("SLP-1")
     clash = str(uuid.uuid4())
@@ -219,13 +224,13 @@ async def test_a_failure_inside_accept_report_writes_nothing(
 
     assert await store.count_cases() == 0
     assert await store.outbox_lag() == 0
-    assert query(db_path, "SELECT COUNT(*) FROM reports") == [(0,)]
+    assert await query(store_url, "SELECT COUNT(*) FROM reports") == [(0,)]
     retried = await store.accept_report(make_report("SLP-1", case=case))
     assert retried.duplicate is False
     assert await store.count_cases() == 1
 
 
-async def test_a_known_source_reference_answers_the_first_case(store: SqliteStore) -> None:
+async def test_a_known_source_reference_answers_the_first_case(store: SqlStore) -> None:
     first = await store.accept_report(make_report("SLP-7", messages=2))
 
     second = await store.accept_report(make_report("SLP-7", messages=3))
@@ -242,7 +247,7 @@ async def test_a_known_source_reference_answers_the_first_case(store: SqliteStor
 
 
 async def test_the_same_reference_from_another_source_system_is_a_new_case(
-    store: SqliteStore,
+    store: SqlStore,
 ) -> None:
     await store.accept_report(make_report("SLP-7"))
     other = make_report("SLP-7")
@@ -260,8 +265,8 @@ async def test_the_same_reference_from_another_source_system_is_a_new_case(
     assert await store.count_cases() == 2
 
 
-async def test_two_concurrent_intakes_of_one_reference_make_one_case(db_path: Path) -> None:
-    stores = [await SqliteStore.open(db_path) for _ in range(2)]
+async def test_two_concurrent_intakes_of_one_reference_make_one_case(store_url: str) -> None:
+    stores = [await SqlStore.connect(store_url, sealer=SEALER) for _ in range(2)]
     reports = [make_report("SLP-9", messages=2) for _ in stores]
     try:
         results = await asyncio.gather(
@@ -279,7 +284,7 @@ async def test_two_concurrent_intakes_of_one_reference_make_one_case(db_path: Pa
             await opened.close()
 
 
-async def test_pending_outbox_and_mark_published(store: SqliteStore, db_path: Path) -> None:
+async def test_pending_outbox_and_mark_published(store: SqlStore, store_url: str) -> None:
     await store.accept_report(make_report("SLP-1", messages=2))
     await store.accept_report(make_report("SLP-2", messages=2))
 
@@ -295,11 +300,13 @@ async def test_pending_outbox_and_mark_published(store: SqliteStore, db_path: Pa
     assert len(left) == 1
     assert left[0].id > first_three[-1].id
     assert await store.outbox_lag() == 1
-    stamps = query(db_path, "SELECT published_at FROM outbox WHERE published_at IS NOT NULL")
+    stamps = await query(
+        store_url, "SELECT published_at FROM outbox WHERE published_at IS NOT NULL"
+    )
     assert {datetime.fromisoformat(str(at)) for (at,) in stamps} == {T0}
 
 
-async def test_quarantine_round_trip(store: SqliteStore, db_path: Path) -> None:
+async def test_quarantine_round_trip(store: SqlStore, store_url: str) -> None:
     item = QuarantinedInput(
         received_at=T0.astimezone(WIB),
         source="si-lacak-perak",
@@ -328,12 +335,11 @@ async def test_quarantine_round_trip(store: SqliteStore, db_path: Path) -> None:
             ],
         }
     ]
-    assert query(db_path, "SELECT raw FROM quarantine WHERE id = ?", (quarantine_id,)) == [
-        (item.raw,)
-    ]
+    [(raw,)] = await query(store_url, "SELECT raw FROM quarantine WHERE id = ?", (quarantine_id,))
+    assert SEALER.open(bytes(raw), row_aad("quarantine", "raw", quarantine_id)) == item.raw
 
 
-async def test_delivery_log_round_trip(store: SqliteStore) -> None:
+async def test_delivery_log_round_trip(store: SqlStore) -> None:
     retry = DeliveryAttempt(
         distribution_id="d-1",
         case_id="case-a",
@@ -376,17 +382,17 @@ async def test_delivery_log_round_trip(store: SqliteStore) -> None:
     assert logged[1].at.utcoffset() == timedelta(0)
 
 
-async def test_get_case_of_an_unknown_id_is_none(store: SqliteStore) -> None:
+async def test_get_case_of_an_unknown_id_is_none(store: SqlStore) -> None:
     assert await store.get_case("urn:tangerangkota:kdrt:01JDXK7Q2M8W3V5T9R6N4B2C1A") is None
 
 
-async def test_naive_times_are_refused(store: SqliteStore) -> None:
+async def test_naive_times_are_refused(store: SqlStore) -> None:
     with pytest.raises(ValueError, match="aware"):
         await store.mark_published([1], datetime(2026, 1, 1))  # noqa: DTZ001 - the point of the test
 
 
 async def test_ping_answers_while_open_and_every_call_fails_cleanly_once_closed(
-    store: SqliteStore,
+    store: SqlStore,
 ) -> None:
     port: Store = store
     await port.ping()
@@ -404,7 +410,7 @@ async def test_ping_answers_while_open_and_every_call_fails_cleanly_once_closed(
 async def test_a_lock_held_too_long_is_store_unavailable(
     db_path: Path, locker: sqlite3.Connection
 ) -> None:
-    store = await SqliteStore.open(db_path, busy_timeout_ms=50)
+    store = await SqlStore.open(db_path, sealer=SEALER, busy_timeout_ms=50)
     try:
         locker.execute("BEGIN IMMEDIATE")
         with pytest.raises(StoreUnavailable, match="SQLITE_BUSY"):
@@ -419,7 +425,7 @@ async def test_a_lock_held_too_long_is_store_unavailable(
 async def test_cancelling_an_intake_leaves_no_open_transaction(
     db_path: Path, locker: sqlite3.Connection
 ) -> None:
-    store = await SqliteStore.open(db_path, busy_timeout_ms=10_000)
+    store = await SqlStore.open(db_path, sealer=SEALER, busy_timeout_ms=10_000)
     try:
         locker.execute("BEGIN IMMEDIATE")
         waiting = asyncio.create_task(store.accept_report(make_report("SLP-1")))
@@ -453,11 +459,11 @@ def read_only(db_path: Path) -> Iterator[None]:
 async def test_a_read_only_file_is_store_unavailable(
     db_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    first = await SqliteStore.open(db_path)
+    first = await SqlStore.open(db_path, sealer=SEALER)
     await first.close()
     request.getfixturevalue("read_only")
 
-    store = await SqliteStore.open(db_path)
+    store = await SqlStore.open(db_path, sealer=SEALER)
     try:
         await store.ping()
         with pytest.raises(StoreUnavailable, match="readonly"):
@@ -497,3 +503,14 @@ def test_split_statements_refuses_a_statement_without_its_semicolon() -> None:
 def test_the_shipped_migrations_are_numbered_from_one_without_gaps() -> None:
     versions = [m.version for m in load_migrations()]
     assert versions == list(range(1, len(versions) + 1))
+
+
+async def test_concurrent_opens_of_a_new_database_apply_each_migration_once(
+    store_url: str,
+) -> None:
+    opened = await asyncio.gather(*(SqlStore.connect(store_url, sealer=SEALER) for _ in range(3)))
+    for store in opened:
+        await store.close()
+
+    versions = [v for (v,) in await query(store_url, "SELECT version FROM schema_migrations")]
+    assert sorted(versions) == [m.version for m in load_migrations()]

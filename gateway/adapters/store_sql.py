@@ -1,11 +1,12 @@
-"""The embedded default store: one SQLite file, reached through aiosqlite.
+"""The store: cases, outbox, delivery log, timers, workflow and subscriptions, in SQL
+that runs unchanged on SQLite (the embedded default) and PostgreSQL.
 
-Every ``sqlite3`` error is translated into ``StoreUnavailable`` here, at the boundary.
+What differs between the two is kept in ``gateway.adapters.sql_db``; every driver error
+comes out of it as ``StoreUnavailable`` (or ``IntegrityViolation``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import re
@@ -13,20 +14,30 @@ import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
-import aiosqlite
-
 from contracts.case import Case
 from contracts.envelope import RecipientRole
+from contracts.ops import AtRiskKind
 from contracts.subscription import DeliveryMode, SubscriptionStatus
 from contracts.workflow import CaseState, EventType, StaffRole
+from gateway import audit, escalation, retention
+from gateway.adapters.sealing import Sealer, row_aad
+from gateway.adapters.sql_db import (
+    Database,
+    IntegrityViolation,
+    Row,
+    Session,
+    connect,
+    translate_ddl,
+)
 from gateway.case_messages import CaseDecision
 from gateway.errors import StoreUnavailable
 from gateway.model import (
     AcceptedReport,
+    AtRisk,
     AttemptOutcome,
     DeliveryAttempt,
     DeliveryLogQuery,
@@ -39,12 +50,16 @@ from gateway.model import (
     ParkedSelector,
     QuarantinedInput,
     ReceiptRecord,
+    RecipientActivity,
     Timer,
+    TimerEffects,
 )
 from gateway.partners import Subscription
 from gateway.routing import C112_RECIPIENT
 from gateway.workflow import (
+    SLA_BREACHED,
     SLA_KINDS,
+    SLA_WARNING,
     C112Stream,
     CaseSnapshot,
     HistoryEntry,
@@ -112,41 +127,32 @@ def _opt_from_text(text: str | None) -> datetime | None:
     return None if text is None else _from_text(text)
 
 
-def _unavailable(exc: sqlite3.Error) -> StoreUnavailable:
-    name = getattr(exc, "sqlite_errorname", type(exc).__name__)
-    return StoreUnavailable(f"sqlite {name}: {exc}")
+async def _run(conn: Session, sql: str, params: Sequence[object] = ()) -> int:
+    """Execute one statement; answers how many rows it changed."""
+    return await conn.run(sql, params)
 
 
-async def _run(conn: aiosqlite.Connection, sql: str, params: Sequence[object] = ()) -> None:
-    cursor = await conn.execute(sql, params)
-    await cursor.close()
+async def _rows(conn: Session, sql: str, params: Sequence[object] = ()) -> list[Row]:
+    return await conn.rows(sql, params)
 
 
-async def _rows(
-    conn: aiosqlite.Connection, sql: str, params: Sequence[object] = ()
-) -> list[sqlite3.Row]:
-    return list(await conn.execute_fetchall(sql, params))
+def _transaction(
+    conn: Session, *, durable: bool = True
+) -> contextlib.AbstractAsyncContextManager[None]:
+    """A write transaction, alone among writers; rolled back on any exception."""
+    return conn.transaction(durable=durable)
 
 
-@contextlib.asynccontextmanager
-async def _transaction(conn: aiosqlite.Connection) -> AsyncIterator[None]:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``; rolled back on any exception, cancellation included."""
-    try:
-        await _run(conn, "BEGIN IMMEDIATE")
-        yield
-        await _run(conn, "COMMIT")
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error, ValueError):
-            await _run(conn, "ROLLBACK")
-        raise
-
-
-async def _apply_migrations(conn: aiosqlite.Connection, migrations: Iterable[Migration]) -> None:
-    await _run(
-        conn,
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
-    )
+async def _apply_migrations(conn: Session, migrations: Iterable[Migration], dialect: str) -> None:
+    async with _transaction(conn):
+        await _run(
+            conn,
+            translate_ddl(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+                dialect,
+            ),
+        )
     applied = {row[0] for row in await _rows(conn, "SELECT version FROM schema_migrations")}
     for migration in migrations:
         if migration.version in applied:
@@ -159,7 +165,7 @@ async def _apply_migrations(conn: aiosqlite.Connection, migrations: Iterable[Mig
             if again:
                 continue
             for statement in split_statements(migration.sql):
-                await _run(conn, statement)
+                await _run(conn, translate_ddl(statement, dialect))
             await _run(
                 conn,
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
@@ -167,10 +173,48 @@ async def _apply_migrations(conn: aiosqlite.Connection, migrations: Iterable[Mig
             )
 
 
-_PENDING_OUTBOX = (
+_OUTBOX_ROW = (
     "SELECT id, destination, routing_key, message_id, case_id, sequence, deadline_at, body "
-    "FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT ?"
+    "FROM outbox"
 )
+
+
+def _outbox_row(row: Row, sealer: Sealer) -> OutboxRow:
+    return OutboxRow(
+        id=row["id"],
+        message=OutboundMessage(
+            destination=Destination(row["destination"]),
+            routing_key=row["routing_key"],
+            message_id=row["message_id"],
+            case_id=row["case_id"],
+            sequence=row["sequence"],
+            body=sealer.open(bytes(row["body"]), _outbox_aad(row["message_id"])),
+            deadline_at=_opt_from_text(row["deadline_at"]),
+        ),
+    )
+
+
+def _outbox_aad(message_id: str) -> bytes:
+    return row_aad("outbox", "body", message_id)
+
+
+def _parked_aad(distribution_id: str, recipient: str) -> bytes:
+    return row_aad("parked", "body", f"{distribution_id}\x00{recipient}")
+
+
+def _event_aad(case_id: str, recorded_at: str, event_type: str) -> bytes:
+    return row_aad("case_events", "sealed_details", f"{case_id}\x00{recorded_at}\x00{event_type}")
+
+
+PURGED = b""
+"""What a purged raw report, outbox or quarantine body is left holding."""
+
+# Who the audit log names for changes only one role may ask for (the routes say so):
+# replaying parked messages (ops API, `gateway replay`) and subscription changes (admin).
+OPS_ROLE = "ops"
+ADMIN_ROLE = "admin"
+
+
 _MARK_PUBLISHED = "UPDATE outbox SET published_at = ? WHERE id = ? AND published_at IS NULL"
 _INSERT_ATTEMPT = (
     "INSERT INTO delivery_log (distribution_id, case_id, recipient, attempt, at, outcome, "
@@ -187,12 +231,8 @@ _INSERT_QUARANTINE = (
 )
 
 
-class SqliteStore:
-    """The ``Store`` port on one SQLite file (WAL, ``synchronous=FULL``, foreign keys on).
-
-    One connection per instance, used by one operation at a time; several instances
-    (or processes) may share the file, writers queueing on SQLite's lock up to
-    ``busy_timeout_ms``.
+class SqlStore:
+    """The ``Store`` port on SQLite or PostgreSQL (see ``gateway.adapters.sql_db``).
 
     Beyond the port, for ops and tests:
 
@@ -205,48 +245,38 @@ class SqliteStore:
     - ``outbox_lag()``: how many outbox rows are not yet published.
     """
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        """Use ``SqliteStore.open``; this takes a connection that is already set up."""
-        self._conn: aiosqlite.Connection | None = conn
-        self._lock = asyncio.Lock()
+    def __init__(self, db: Database, sealer: Sealer) -> None:
+        """Use ``connect`` (or ``open``); this takes a database whose schema is current."""
+        self._db = db
+        self._sealer = sealer
+
+    @property
+    def dialect(self) -> str:
+        return self._db.dialect
 
     @classmethod
-    async def open(cls, path: Path, *, busy_timeout_ms: int = 5000) -> SqliteStore:
-        """Open (creating if needed) the database at ``path`` and bring its schema up to date."""
+    async def connect(cls, url: str, *, sealer: Sealer, busy_timeout_ms: int = 5000) -> SqlStore:
+        """Open (creating if needed) the database at ``url`` and bring its schema up to date."""
+        db = await connect(url, busy_timeout_ms=busy_timeout_ms)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreUnavailable(f"cannot create the store's directory: {exc.strerror}") from exc
-        migrations = load_migrations()
-        try:
-            conn = await aiosqlite.connect(path, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise _unavailable(exc) from exc
-        try:
-            conn.row_factory = sqlite3.Row
-            await _run(conn, f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            await _run(conn, "PRAGMA journal_mode = WAL")
-            await _run(conn, "PRAGMA synchronous = FULL")
-            await _run(conn, "PRAGMA foreign_keys = ON")
-            await _apply_migrations(conn, migrations)
-        except sqlite3.Error as exc:
-            await conn.close()
-            raise _unavailable(exc) from exc
+            async with db.session() as conn:
+                await _apply_migrations(conn, load_migrations(), db.dialect)
         except BaseException:
-            await conn.close()
+            await db.close()
             raise
-        return cls(conn)
+        return cls(db, sealer)
+
+    @classmethod
+    async def open(cls, path: Path, *, sealer: Sealer, busy_timeout_ms: int = 5000) -> SqlStore:
+        """The SQLite file at ``path``."""
+        return await cls.connect(
+            f"sqlite:///{path}", sealer=sealer, busy_timeout_ms=busy_timeout_ms
+        )
 
     @contextlib.asynccontextmanager
-    async def _session(self) -> AsyncIterator[aiosqlite.Connection]:
-        """The connection, held alone; sqlite errors come out as ``StoreUnavailable``."""
-        async with self._lock:
-            if self._conn is None:
-                raise StoreUnavailable("the store is closed")
-            try:
-                yield self._conn
-            except sqlite3.Error as exc:
-                raise _unavailable(exc) from exc
+    async def _session(self) -> AsyncIterator[Session]:
+        async with self._db.session() as conn:
+            yield conn
 
     async def accept_report(self, report: AcceptedReport) -> IntakeResult:
         async with self._session() as conn:
@@ -256,10 +286,10 @@ class SqliteStore:
                     if existing is not None:
                         return existing
                     await self._insert_report(conn, report)
-            except sqlite3.IntegrityError as exc:
+            except IntegrityViolation as exc:
                 existing = await self._existing(conn, report)
                 if existing is None:
-                    raise _unavailable(exc) from exc
+                    raise StoreUnavailable(str(exc)) from exc
                 return existing
         case = report.case
         return IntakeResult(
@@ -271,7 +301,7 @@ class SqliteStore:
         )
 
     @staticmethod
-    async def _existing(conn: aiosqlite.Connection, report: AcceptedReport) -> IntakeResult | None:
+    async def _existing(conn: Session, report: AcceptedReport) -> IntakeResult | None:
         rows = await _rows(
             conn,
             "SELECT c.case_id, c.received_at, c.needs_other_agencies, c.c112_deadline_at "
@@ -290,15 +320,14 @@ class SqliteStore:
             c112_deadline_at=_opt_from_text(row["c112_deadline_at"]),
         )
 
-    @staticmethod
-    async def _insert_report(conn: aiosqlite.Connection, report: AcceptedReport) -> None:
+    async def _insert_report(self, conn: Session, report: AcceptedReport) -> None:
         case = report.case
         received_at = _to_text(case.received_at)
         await _run(
             conn,
             "INSERT INTO cases (case_id, source_system, source_reference, received_at, "
-            "kecamatan_code, risk_level, needs_other_agencies, c112_deadline_at, data) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "kecamatan_code, risk_level, needs_other_agencies, c112_deadline_at, data, sealed) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 case.case_id,
                 report.source_system,
@@ -308,34 +337,50 @@ class SqliteStore:
                 case.risk.level.value,
                 int(case.needs_other_agencies),
                 _opt_text(report.c112_deadline_at),
-                case.model_dump_json(),
+                *self._case_columns(case),
             ),
         )
         await _run(
             conn,
             "INSERT INTO reports (source_system, source_reference, received_at, raw, case_id) "
             "VALUES (?, ?, ?, ?, ?)",
-            (report.source_system, report.source_reference, received_at, report.raw, case.case_id),
+            (
+                report.source_system,
+                report.source_reference,
+                received_at,
+                self._sealer.seal(report.raw, row_aad("reports", "raw", case.case_id)),
+                case.case_id,
+            ),
         )
-        cursor = await conn.executemany(
-            "INSERT INTO outbox (created_at, destination, routing_key, message_id, case_id, "
-            "sequence, deadline_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    received_at,
-                    m.destination.value,
-                    m.routing_key,
-                    m.message_id,
-                    m.case_id,
-                    m.sequence,
-                    _opt_text(m.deadline_at),
-                    m.body,
-                )
-                for m in report.outgoing
-            ],
+        await self._insert_outbox(conn, report.outgoing, case.received_at)
+        await self._insert_timers(conn, report.timers)
+        await self._append_audit(
+            conn,
+            audit.AuditEntry(
+                at=case.received_at,
+                actor=audit.Actor(report.source_system),
+                action=audit.CASE_RECEIVED,
+                case_id=case.case_id,
+                details={"risk": case.risk.level.value, "kecamatan": case.location.kecamatan.code},
+            ),
         )
-        await cursor.close()
-        await SqliteStore._insert_timers(conn, report.timers)
+
+    def _case_columns(self, case: Case) -> tuple[str, bytes]:
+        """``data`` (the S0/S1 part, plain) and ``sealed`` (the whole case)."""
+        return (
+            retention.public_part(case).model_dump_json(),
+            self._sealer.seal(
+                case.model_dump_json().encode(), row_aad("cases", "sealed", case.case_id)
+            ),
+        )
+
+    def _case_of(self, case_id: str, data: str, sealed: bytes | None) -> Case:
+        """The whole case while it is sealed beside its S0/S1 part; after a purge, that part."""
+        if sealed is None:
+            return Case.model_validate_json(data)
+        return Case.model_validate_json(
+            self._sealer.open(bytes(sealed), row_aad("cases", "sealed", case_id))
+        )
 
     async def quarantine(self, item: QuarantinedInput) -> str:
         quarantine_id = str(uuid.uuid4())
@@ -351,40 +396,66 @@ class SqliteStore:
                     item.reason,
                     item.content_type,
                     errors,
-                    item.raw,
+                    self._sealer.seal(item.raw, row_aad("quarantine", "raw", quarantine_id)),
                 ),
             )
         return quarantine_id
 
     async def pending_outbox(self, limit: int) -> list[OutboxRow]:
+        """Unpublished rows, oldest first, claimed or not (for ops and tests)."""
         async with self._session() as conn:
-            rows = await _rows(conn, _PENDING_OUTBOX, (limit,))
-        return [
-            OutboxRow(
-                id=row["id"],
-                message=OutboundMessage(
-                    destination=Destination(row["destination"]),
-                    routing_key=row["routing_key"],
-                    message_id=row["message_id"],
-                    case_id=row["case_id"],
-                    sequence=row["sequence"],
-                    body=bytes(row["body"]),
-                    deadline_at=_opt_from_text(row["deadline_at"]),
-                ),
+            rows = await _rows(
+                conn, f"{_OUTBOX_ROW} WHERE published_at IS NULL ORDER BY id LIMIT ?", (limit,)
             )
-            for row in rows
-        ]
+        return [_outbox_row(row, self._sealer) for row in rows]
+
+    async def claim_outbox(
+        self, claimant: str, limit: int, *, now: datetime, lease_s: float
+    ) -> list[OutboxRow]:
+        until = _to_text(now + timedelta(seconds=lease_s))
+        async with self._session() as conn:
+            if not await _rows(conn, "SELECT 1 FROM outbox WHERE published_at IS NULL LIMIT 1"):
+                return []  # no write lock taken for nothing
+        async with self._session() as conn, _transaction(conn, durable=False):
+            await _run(
+                conn,
+                "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id IN ("
+                "SELECT id FROM outbox WHERE published_at IS NULL AND (claimed_by IS NULL "
+                "OR claimed_by = ? OR claimed_until < ?) ORDER BY id LIMIT ?)",
+                (claimant, until, claimant, _to_text(now), limit),
+            )
+            rows = await _rows(
+                conn,
+                f"{_OUTBOX_ROW} WHERE published_at IS NULL AND claimed_by = ? "
+                "AND claimed_until = ? ORDER BY id",
+                (claimant, until),
+            )
+        return [_outbox_row(row, self._sealer) for row in rows]
+
+    async def release_outbox(self, claimant: str, ids: Sequence[int]) -> None:
+        if not ids:
+            return
+        async with self._session() as conn, _transaction(conn, durable=False):
+            await conn.run_many(
+                "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL "
+                "WHERE id = ? AND claimed_by = ? AND published_at IS NULL",
+                [(i, claimant) for i in ids],
+            )
 
     async def mark_published(self, ids: Sequence[int], at: datetime) -> None:
         if not ids:
             return
         published_at = _to_text(at)
-        async with self._session() as conn, _transaction(conn):
-            cursor = await conn.executemany(_MARK_PUBLISHED, [(published_at, i) for i in ids])
-            await cursor.close()
+        async with self._session() as conn, _transaction(conn, durable=False):
+            await conn.run_many(_MARK_PUBLISHED, [(published_at, i) for i in ids])
 
     async def record_attempt(self, attempt: DeliveryAttempt) -> None:
         async with self._session() as conn, _transaction(conn):
+            await self._insert_attempts(conn, (attempt,))
+
+    @staticmethod
+    async def _insert_attempts(conn: Session, attempts: Sequence[DeliveryAttempt]) -> None:
+        for attempt in attempts:
             await _run(
                 conn,
                 _INSERT_ATTEMPT,
@@ -405,19 +476,15 @@ class SqliteStore:
 
     async def get_case(self, case_id: str) -> Case | None:
         async with self._session() as conn:
-            rows = await _rows(conn, "SELECT data FROM cases WHERE case_id = ?", (case_id,))
-        return Case.model_validate_json(rows[0]["data"]) if rows else None
+            rows = await _rows(conn, "SELECT data, sealed FROM cases WHERE case_id = ?", (case_id,))
+        return self._case_of(case_id, rows[0]["data"], rows[0]["sealed"]) if rows else None
 
     async def ping(self) -> None:
         async with self._session() as conn:
             await _rows(conn, "SELECT 1")
 
     async def close(self) -> None:
-        async with self._lock:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    await conn.close()
+        await self._db.close()
 
     async def delivery_log(
         self,
@@ -546,26 +613,8 @@ class SqliteStore:
     async def enqueue_outbound(self, messages: Sequence[OutboundMessage]) -> None:
         if not messages:
             return
-        created_at = _to_text(datetime.now(UTC))
         async with self._session() as conn, _transaction(conn):
-            cursor = await conn.executemany(
-                "INSERT INTO outbox (created_at, destination, routing_key, message_id, case_id, "
-                "sequence, deadline_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        created_at,
-                        m.destination.value,
-                        m.routing_key,
-                        m.message_id,
-                        m.case_id,
-                        m.sequence,
-                        _opt_text(m.deadline_at),
-                        m.body,
-                    )
-                    for m in messages
-                ],
-            )
-            await cursor.close()
+            await self._insert_outbox(conn, messages, datetime.now(UTC))
 
     async def park(self, message: ParkedMessage) -> bool:
         async with self._session() as conn, _transaction(conn):
@@ -594,7 +643,9 @@ class SqliteStore:
                     message.reason,
                     message.error_class,
                     parked_at,
-                    message.body,
+                    self._sealer.seal(
+                        message.body, _parked_aad(message.distribution_id, message.recipient)
+                    ),
                 ),
             )
             await _run(
@@ -640,7 +691,9 @@ class SqliteStore:
                 reason=row["reason"],
                 error_class=row["error_class"],
                 parked_at=_from_text(row["parked_at"]),
-                body=bytes(row["body"]),
+                body=self._sealer.open(
+                    bytes(row["body"]), _parked_aad(row["distribution_id"], row["recipient"])
+                ),
                 replayed_at=_opt_from_text(row["replayed_at"]),
             )
             for row in rows
@@ -659,11 +712,31 @@ class SqliteStore:
                     "AND p.recipient = delivery_settled.recipient)",
                     (AttemptOutcome.PARKED.value, AttemptOutcome.GONE.value, parked_id),
                 )
+                replayed = await _rows(
+                    conn,
+                    "SELECT distribution_id, recipient, case_id FROM parked "
+                    "WHERE id = ? AND replayed_at IS NULL",
+                    (parked_id,),
+                )
                 await _run(
                     conn,
                     "UPDATE parked SET replayed_at = ? WHERE id = ? AND replayed_at IS NULL",
                     (_to_text(at), parked_id),
                 )
+                for row in replayed:
+                    await self._append_audit(
+                        conn,
+                        audit.AuditEntry(
+                            at=at,
+                            actor=audit.Actor(OPS_ROLE),
+                            action=audit.DELIVERY_REPLAYED,
+                            case_id=row["case_id"],
+                            details={
+                                "distribution_id": row["distribution_id"],
+                                "recipient": row["recipient"],
+                            },
+                        ),
+                    )
 
     async def record_receipt(self, receipt: ReceiptRecord) -> tuple[ReceiptRecord, bool]:
         async with self._session() as conn, _transaction(conn):
@@ -706,7 +779,7 @@ class SqliteStore:
         return [self._receipt_of(row) for row in rows]
 
     @staticmethod
-    def _receipt_of(row: sqlite3.Row) -> ReceiptRecord:
+    def _receipt_of(row: Row) -> ReceiptRecord:
         return ReceiptRecord(
             webhook_id=row["webhook_id"],
             distribution_id=row["distribution_id"],
@@ -734,51 +807,73 @@ class SqliteStore:
             await _run(
                 conn, "DELETE FROM seen_webhook_ids WHERE keep_until < ?", (_to_text(seen_at),)
             )
-            cursor = await conn.execute(
-                "INSERT INTO seen_webhook_ids (webhook_id, signed_at, seen_at, keep_until) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (webhook_id, signed_at, _to_text(seen_at), _to_text(keep_until)),
+            inserted = (
+                await _run(
+                    conn,
+                    "INSERT INTO seen_webhook_ids (webhook_id, signed_at, seen_at, keep_until) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (webhook_id, signed_at, _to_text(seen_at), _to_text(keep_until)),
+                )
+                == 1
             )
-            inserted = cursor.rowcount == 1
-            await cursor.close()
         return inserted
 
     # ---- SOP workflow: timers, each case's place in the SOP, its history (issue 4) ----
 
-    @staticmethod
-    async def _insert_timers(conn: aiosqlite.Connection, timers: Sequence[Timer]) -> None:
+    async def _insert_timers(self, conn: Session, timers: Sequence[Timer]) -> None:
+        """The message copy an escalation timer carries (``data["body"]``) is sealed apart."""
         if not timers:
             return
-        cursor = await conn.executemany(
-            "INSERT INTO timers (timer_id, kind, case_id, subject, fire_at, data) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [
+        rows = []
+        for t in timers:
+            data = dict(t.data)
+            body = data.pop("body", None)
+            sealed = (
+                None
+                if body is None
+                else self._sealer.seal(str(body).encode(), row_aad("timers", "body", t.timer_id))
+            )
+            rows.append(
                 (
                     t.timer_id,
                     t.kind,
                     t.case_id,
                     t.subject,
                     _to_text(t.fire_at),
-                    json.dumps(dict(t.data)),
+                    json.dumps(data),
+                    sealed,
                 )
-                for t in timers
-            ],
+            )
+        await conn.run_many(
+            "INSERT INTO timers (timer_id, kind, case_id, subject, fire_at, data, sealed_body) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
         )
-        await cursor.close()
+
+    def _timer_of(self, row: Row) -> Timer:
+        data = json.loads(row["data"])
+        if row["sealed_body"] is not None:
+            aad = row_aad("timers", "body", row["timer_id"])
+            data["body"] = self._sealer.open(bytes(row["sealed_body"]), aad).decode()
+        return Timer(
+            timer_id=row["timer_id"],
+            kind=row["kind"],
+            case_id=row["case_id"],
+            subject=row["subject"],
+            fire_at=_from_text(row["fire_at"]),
+            data=data,
+        )
 
     @staticmethod
-    async def _cancel_timers(
-        conn: aiosqlite.Connection, subjects: Sequence[str], at: datetime
-    ) -> int:
+    async def _cancel_timers(conn: Session, subjects: Sequence[str], at: datetime) -> int:
         cancelled = 0
         for subject in subjects:
-            cursor = await conn.execute(
+            cancelled += await _run(
+                conn,
                 "UPDATE timers SET cancelled_at = ? "
                 "WHERE subject = ? AND fired_at IS NULL AND cancelled_at IS NULL",
                 (_to_text(at), subject),
             )
-            cancelled += cursor.rowcount
-            await cursor.close()
         return cancelled
 
     async def schedule_timers(self, timers: Sequence[Timer]) -> None:
@@ -793,29 +888,24 @@ class SqliteStore:
         self,
         now: datetime,
         limit: int,
-        handle: Callable[[Timer], Sequence[OutboundMessage]],
+        handle: Callable[[Timer], TimerEffects],
     ) -> list[Timer]:
         fired: list[Timer] = []
         async with self._session() as conn, _transaction(conn):
-            # BEGIN IMMEDIATE holds the write lock from here to COMMIT, so another process
+            # The write transaction is alone among writers from here to COMMIT, so another process
             # sees these timers fired or not at all.
             rows = await _rows(
                 conn,
-                "SELECT timer_id, kind, case_id, subject, fire_at, data FROM timers "
+                "SELECT timer_id, kind, case_id, subject, fire_at, data, sealed_body FROM timers "
                 "WHERE fired_at IS NULL AND cancelled_at IS NULL AND fire_at <= ? "
                 "ORDER BY fire_at, timer_id LIMIT ?",
                 (_to_text(now), limit),
             )
             for row in rows:
-                timer = Timer(
-                    timer_id=row["timer_id"],
-                    kind=row["kind"],
-                    case_id=row["case_id"],
-                    subject=row["subject"],
-                    fire_at=_from_text(row["fire_at"]),
-                    data=json.loads(row["data"]),
-                )
-                await self._insert_outbox(conn, handle(timer), now)
+                timer = self._timer_of(row)
+                effects = handle(timer)
+                await self._insert_outbox(conn, effects.outgoing, now)
+                await self._insert_attempts(conn, effects.delivery_log)
                 await _run(
                     conn,
                     "UPDATE timers SET fired_at = ? WHERE timer_id = ?",
@@ -824,13 +914,12 @@ class SqliteStore:
                 fired.append(timer)
         return fired
 
-    @staticmethod
     async def _insert_outbox(
-        conn: aiosqlite.Connection, messages: Sequence[OutboundMessage], at: datetime
+        self, conn: Session, messages: Sequence[OutboundMessage], at: datetime
     ) -> None:
         if not messages:
             return
-        cursor = await conn.executemany(
+        await conn.run_many(
             "INSERT INTO outbox (created_at, destination, routing_key, message_id, case_id, "
             "sequence, deadline_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -842,36 +931,22 @@ class SqliteStore:
                     m.case_id,
                     m.sequence,
                     _opt_text(m.deadline_at),
-                    m.body,
+                    self._sealer.seal(m.body, _outbox_aad(m.message_id)),
                 )
                 for m in messages
             ],
         )
-        await cursor.close()
 
     async def timers_of(self, case_id: str) -> list[tuple[Timer, datetime | None]]:
         """Every timer of a case, fired or not, with when it fired (for ops and tests)."""
         async with self._session() as conn:
             rows = await _rows(
                 conn,
-                "SELECT timer_id, kind, case_id, subject, fire_at, data, fired_at FROM timers "
-                "WHERE case_id = ? ORDER BY fire_at, timer_id",
+                "SELECT timer_id, kind, case_id, subject, fire_at, data, sealed_body, fired_at "
+                "FROM timers WHERE case_id = ? ORDER BY fire_at, timer_id",
                 (case_id,),
             )
-        return [
-            (
-                Timer(
-                    timer_id=row["timer_id"],
-                    kind=row["kind"],
-                    case_id=row["case_id"],
-                    subject=row["subject"],
-                    fire_at=_from_text(row["fire_at"]),
-                    data=json.loads(row["data"]),
-                ),
-                _opt_from_text(row["fired_at"]),
-            )
-            for row in rows
-        ]
+        return [(self._timer_of(row), _opt_from_text(row["fired_at"])) for row in rows]
 
     async def case_snapshot(self, case_id: str) -> CaseSnapshot | None:
         async with self._session() as conn:
@@ -890,26 +965,48 @@ class SqliteStore:
             if decision.case is not None:
                 await _run(
                     conn,
-                    "UPDATE cases SET data = ?, needs_other_agencies = ? WHERE case_id = ?",
+                    "UPDATE cases SET data = ?, sealed = ?, needs_other_agencies = ? "
+                    "WHERE case_id = ?",
                     (
-                        decision.case.model_dump_json(),
+                        *self._case_columns(decision.case),
                         int(decision.case.needs_other_agencies),
                         case_id,
                     ),
                 )
             entry = decision.entry
+            recorded_at = _to_text(entry.recorded_at)
+            public, personal = retention.split_event_details(entry.details)
+            sealed = (
+                self._sealer.seal(
+                    json.dumps(personal).encode(),
+                    _event_aad(case_id, recorded_at, entry.type.value),
+                )
+                if personal
+                else None
+            )
             await _run(
                 conn,
-                "INSERT INTO case_events (case_id, type, at, recorded_at, by_role, by_id, details) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO case_events (case_id, type, at, recorded_at, by_role, by_id, "
+                "details, sealed_details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     case_id,
                     entry.type.value,
                     _to_text(entry.at),
-                    _to_text(entry.recorded_at),
+                    recorded_at,
                     entry.by_role.value,
                     entry.by_id,
-                    json.dumps(dict(entry.details)),
+                    json.dumps(public),
+                    sealed,
+                ),
+            )
+            await self._append_audit(
+                conn,
+                audit.AuditEntry(
+                    at=entry.recorded_at,
+                    actor=audit.Actor(entry.by_role.value, entry.by_id),
+                    action=audit.CASE_EVENT,
+                    case_id=case_id,
+                    details={"type": entry.type.value, "state": decision.workflow.state.value},
                 ),
             )
             await self._cancel_timers(conn, decision.cancel_subjects, now)
@@ -945,9 +1042,7 @@ class SqliteStore:
         return [s for s in snapshots if s is not None]
 
     @staticmethod
-    async def _write_workflow(
-        conn: aiosqlite.Connection, case_id: str, flow: Workflow, now: datetime
-    ) -> None:
+    async def _write_workflow(conn: Session, case_id: str, flow: Workflow, now: datetime) -> None:
         await _run(
             conn,
             "INSERT INTO case_workflow (case_id, state, ended_at, data, updated_at) "
@@ -965,17 +1060,16 @@ class SqliteStore:
             conn, "UPDATE cases SET state = ? WHERE case_id = ?", (flow.state.value, case_id)
         )
 
-    @staticmethod
-    async def _snapshot(conn: aiosqlite.Connection, case_id: str) -> CaseSnapshot | None:
+    async def _snapshot(self, conn: Session, case_id: str) -> CaseSnapshot | None:
         rows = await _rows(
             conn,
-            "SELECT c.data, w.data AS workflow FROM cases c "
+            "SELECT c.data, c.sealed, w.data AS workflow FROM cases c "
             "LEFT JOIN case_workflow w ON w.case_id = c.case_id WHERE c.case_id = ?",
             (case_id,),
         )
         if not rows:
             return None
-        case = Case.model_validate_json(rows[0]["data"])
+        case = self._case_of(case_id, rows[0]["data"], rows[0]["sealed"])
         raw_flow = rows[0]["workflow"]
         history = tuple(
             HistoryEntry(
@@ -984,12 +1078,12 @@ class SqliteStore:
                 recorded_at=_from_text(row["recorded_at"]),
                 by_role=StaffRole(row["by_role"]),
                 by_id=row["by_id"],
-                details=json.loads(row["details"]),
+                details=self._event_details(case_id, row),
             )
             for row in await _rows(
                 conn,
-                "SELECT type, at, recorded_at, by_role, by_id, details FROM case_events "
-                "WHERE case_id = ? ORDER BY id",
+                "SELECT type, at, recorded_at, by_role, by_id, details, sealed_details "
+                "FROM case_events WHERE case_id = ? ORDER BY id",
                 (case_id,),
             )
         )
@@ -1021,6 +1115,13 @@ class SqliteStore:
             sla_marks=marks,
         )
 
+    def _event_details(self, case_id: str, row: Row) -> dict[str, object]:
+        details: dict[str, object] = json.loads(row["details"])
+        if row["sealed_details"] is not None:
+            aad = _event_aad(case_id, row["recorded_at"], row["type"])
+            details.update(json.loads(self._sealer.open(bytes(row["sealed_details"]), aad)))
+        return details
+
     # ---- Partner subscriptions (issue 5) ----
 
     async def add_subscription(self, subscription: Subscription) -> None:
@@ -1043,10 +1144,26 @@ class SqliteStore:
                     _to_text(subscription.updated_at),
                 ),
             )
+            await self._append_audit(
+                conn,
+                audit.AuditEntry(
+                    at=subscription.created_at,
+                    actor=audit.Actor(ADMIN_ROLE),
+                    action=audit.SUBSCRIPTION_CREATED,
+                    details={
+                        "subscription_id": subscription.subscription_id,
+                        "agency_id": subscription.agency_id,
+                        "role": subscription.role.value,
+                        "mode": subscription.mode.value,
+                    },
+                ),
+            )
 
     async def subscriptions(self) -> list[Subscription]:
         async with self._session() as conn:
-            rows = await _rows(conn, "SELECT * FROM subscriptions ORDER BY created_at, rowid")
+            rows = await _rows(
+                conn, "SELECT * FROM subscriptions ORDER BY created_at, subscription_id"
+            )
         return [self._subscription_of(row) for row in rows]
 
     async def subscription(self, subscription_id: str) -> Subscription | None:
@@ -1060,7 +1177,7 @@ class SqliteStore:
         self, subscription_id: str, status: SubscriptionStatus, at: datetime
     ) -> Subscription | None:
         async with self._session() as conn, _transaction(conn):
-            await _run(
+            changed = await _run(
                 conn,
                 "UPDATE subscriptions SET status = ?, updated_at = ? WHERE subscription_id = ?",
                 (status.value, _to_text(at), subscription_id),
@@ -1068,6 +1185,16 @@ class SqliteStore:
             rows = await _rows(
                 conn, "SELECT * FROM subscriptions WHERE subscription_id = ?", (subscription_id,)
             )
+            if changed:
+                await self._append_audit(
+                    conn,
+                    audit.AuditEntry(
+                        at=at,
+                        actor=audit.Actor(ADMIN_ROLE),
+                        action=audit.SUBSCRIPTION_STATUS,
+                        details={"subscription_id": subscription_id, "status": status.value},
+                    ),
+                )
         return self._subscription_of(rows[0]) if rows else None
 
     async def remove_subscription(self, subscription_id: str) -> bool:
@@ -1078,10 +1205,20 @@ class SqliteStore:
             await _run(
                 conn, "DELETE FROM subscriptions WHERE subscription_id = ?", (subscription_id,)
             )
+            if found:
+                await self._append_audit(
+                    conn,
+                    audit.AuditEntry(
+                        at=datetime.now(UTC),
+                        actor=audit.Actor(ADMIN_ROLE),
+                        action=audit.SUBSCRIPTION_REMOVED,
+                        details={"subscription_id": subscription_id},
+                    ),
+                )
         return bool(found)
 
     @staticmethod
-    def _subscription_of(row: sqlite3.Row) -> Subscription:
+    def _subscription_of(row: Row) -> Subscription:
         return Subscription(
             subscription_id=row["subscription_id"],
             agency_id=row["agency_id"],
@@ -1094,6 +1231,291 @@ class SqliteStore:
             created_at=_from_text(row["created_at"]),
             updated_at=_from_text(row["updated_at"]),
         )
+
+    # ---- Ops console (issue 6) ----
+
+    async def recipient_activity(self, since: datetime) -> list[RecipientActivity]:
+        """Per recipient: messages not settled yet and the oldest one's waiting start,
+        and its delivered and failed attempts from ``since`` on.
+
+        A message waits from when it was made (its outbox row) or last replayed. Partner
+        webhook messages have no outbox row: they wait from their first attempt, as far
+        back as ``since``.
+        """
+        deliver = Destination.DELIVER.value
+        failed = (AttemptOutcome.RETRY, AttemptOutcome.PARKED, AttemptOutcome.GONE)
+        async with self._session() as conn:
+            from_outbox = await _rows(
+                conn,
+                "SELECT recipient, COUNT(*) AS waiting, MIN(since) AS since FROM ("
+                "SELECT o.routing_key AS recipient, COALESCE(("
+                "SELECT MAX(p.replayed_at) FROM parked p WHERE p.distribution_id = o.message_id "
+                "AND p.recipient = o.routing_key), o.created_at) AS since FROM outbox o "
+                "WHERE o.destination = ? AND NOT EXISTS (SELECT 1 FROM delivery_settled s "
+                "WHERE s.distribution_id = o.message_id AND s.recipient = o.routing_key)"
+                ") AS unsettled GROUP BY recipient",
+                (deliver,),
+            )
+            from_log = await _rows(
+                conn,
+                "SELECT recipient, COUNT(*) AS waiting, MIN(since) AS since FROM ("
+                "SELECT l.recipient AS recipient, l.distribution_id AS distribution_id, "
+                "MIN(l.at) AS since FROM delivery_log l WHERE l.at >= ? AND l.attempt > 0 "
+                "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = l.distribution_id) "
+                "AND NOT EXISTS (SELECT 1 FROM delivery_settled s "
+                "WHERE s.distribution_id = l.distribution_id AND s.recipient = l.recipient) "
+                "GROUP BY l.recipient, l.distribution_id) AS unsettled GROUP BY recipient",
+                (_to_text(since),),
+            )
+            counts = await _rows(
+                conn,
+                "SELECT recipient, outcome, COUNT(*) AS attempts FROM delivery_log "
+                "WHERE at >= ? AND outcome IN (?, ?, ?, ?) GROUP BY recipient, outcome",
+                (_to_text(since), AttemptOutcome.DELIVERED.value, *(o.value for o in failed)),
+            )
+        found: dict[str, RecipientActivity] = {}
+
+        def of(recipient: str) -> RecipientActivity:
+            return found.setdefault(recipient, RecipientActivity(recipient=recipient))
+
+        for row in (*from_outbox, *from_log):
+            known = of(row["recipient"])
+            started = _from_text(row["since"])
+            oldest = known.oldest_waiting_since
+            found[known.recipient] = replace(
+                known,
+                waiting=known.waiting + int(row["waiting"]),
+                oldest_waiting_since=started if oldest is None else min(oldest, started),
+            )
+        for row in counts:
+            known = of(row["recipient"])
+            attempts = int(row["attempts"])
+            if row["outcome"] == AttemptOutcome.DELIVERED.value:
+                found[known.recipient] = replace(known, delivered=known.delivered + attempts)
+            else:
+                found[known.recipient] = replace(known, failed=known.failed + attempts)
+        return sorted(found.values(), key=lambda a: a.recipient)
+
+    async def at_risk(self, now: datetime, *, missed_since: datetime) -> list[AtRisk]:
+        """Open SOP steps and undelivered messages past their warning point at ``now``,
+        the most urgent first; those whose deadline passed before ``missed_since`` are
+        left out. Only S0/S1 columns are read: never a timer's message body."""
+        async with self._session() as conn:
+            steps = await _rows(
+                conn,
+                "SELECT b.case_id, b.fire_at AS deadline_at, b.data, w.fire_at AS warning_at, "
+                "c.kecamatan_code, f.data AS workflow FROM timers b "
+                "JOIN timers w ON w.subject = b.subject AND w.kind = ? AND w.cancelled_at IS NULL "
+                "JOIN cases c ON c.case_id = b.case_id "
+                "LEFT JOIN case_workflow f ON f.case_id = b.case_id "
+                "WHERE b.kind = ? AND b.cancelled_at IS NULL AND b.fire_at >= ? "
+                "AND w.fire_at <= ?",
+                (SLA_WARNING, SLA_BREACHED, _to_text(missed_since), _to_text(now)),
+            )
+            deliveries = await _rows(
+                conn,
+                "SELECT m.case_id, m.subject, m.fire_at AS deadline_at, r.fire_at AS warning_at, "
+                "o.routing_key, o.created_at, c.kecamatan_code FROM timers m "
+                "JOIN timers r ON r.subject = m.subject AND r.kind = ? AND r.cancelled_at IS NULL "
+                "JOIN outbox o ON o.message_id = m.subject "
+                "JOIN cases c ON c.case_id = m.case_id "
+                "WHERE m.kind = ? AND m.cancelled_at IS NULL AND m.fire_at >= ? "
+                "AND r.fire_at <= ? AND NOT EXISTS (SELECT 1 FROM delivery_settled s "
+                "WHERE s.distribution_id = m.subject AND s.recipient = o.routing_key "
+                "AND s.outcome = ?)",
+                (
+                    escalation.AT_RISK,
+                    escalation.DEADLINE_MISSED,
+                    _to_text(missed_since),
+                    _to_text(now),
+                    AttemptOutcome.DELIVERED.value,
+                ),
+            )
+        found: list[AtRisk] = []
+        for row in steps:
+            data = json.loads(row["data"])
+            step = int(data["step"])
+            if row["workflow"] is not None and not _step_open(
+                _workflow_from_json(row["workflow"]), step
+            ):
+                continue
+            found.append(
+                AtRisk(
+                    kind=AtRiskKind.SLA_STEP,
+                    case_id=row["case_id"],
+                    kecamatan_code=row["kecamatan_code"],
+                    started_at=_from_text(data["entered_at"]),
+                    warning_at=_from_text(row["warning_at"]),
+                    deadline_at=_from_text(row["deadline_at"]),
+                    step=step,
+                )
+            )
+        found.extend(
+            AtRisk(
+                kind=AtRiskKind.DELIVERY,
+                case_id=row["case_id"],
+                kecamatan_code=row["kecamatan_code"],
+                started_at=_from_text(row["created_at"]),
+                warning_at=_from_text(row["warning_at"]),
+                deadline_at=_from_text(row["deadline_at"]),
+                recipient=row["routing_key"],
+                distribution_id=row["subject"],
+            )
+            for row in deliveries
+        )
+        return sorted(found, key=lambda item: (item.deadline_at, item.case_id))
+
+    async def oldest_unpublished(self) -> datetime | None:
+        """When the oldest outbox row not yet published was made (``None``: all are)."""
+        async with self._session() as conn:
+            rows = await _rows(
+                conn, "SELECT MIN(created_at) AS oldest FROM outbox WHERE published_at IS NULL"
+            )
+        return _opt_from_text(rows[0]["oldest"]) if rows else None
+
+    # ---- Security (issue 7): the audit log and the retention purge ----
+
+    @staticmethod
+    async def _append_audit(conn: Session, entry: audit.AuditEntry) -> audit.AuditRow:
+        """Append to the hash chain inside the caller's write transaction. The head row
+        is bumped first, so on PostgreSQL its row lock orders concurrent appends too."""
+        await _run(conn, "UPDATE audit_head SET last_seq = last_seq + 1 WHERE id = 1")
+        head = (await _rows(conn, "SELECT last_seq, last_hash FROM audit_head WHERE id = 1"))[0]
+        row = audit.chained(entry, seq=int(head["last_seq"]), prev_hash=str(head["last_hash"]))
+        await _run(
+            conn,
+            "INSERT INTO audit_log (seq, at, actor_role, actor_id, action, case_id, details, "
+            "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.seq,
+                row.at,
+                row.actor_role,
+                row.actor_id,
+                row.action,
+                row.case_id,
+                row.details,
+                row.prev_hash,
+                row.hash,
+            ),
+        )
+        await _run(conn, "UPDATE audit_head SET last_hash = ? WHERE id = 1", (row.hash,))
+        return row
+
+    async def append_audit(self, entry: audit.AuditEntry) -> audit.AuditRow:
+        """Record something that changes nothing else (a read of personal data)."""
+        async with self._session() as conn, _transaction(conn):
+            return await self._append_audit(conn, entry)
+
+    async def audit_rows(self, *, after_seq: int = 0, limit: int = 10_000) -> list[audit.AuditRow]:
+        """Audit rows after ``after_seq``, in ``seq`` order."""
+        async with self._session() as conn:
+            rows = await _rows(
+                conn,
+                "SELECT seq, at, actor_role, actor_id, action, case_id, details, prev_hash, hash "
+                "FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            )
+        return [
+            audit.AuditRow(
+                seq=int(row["seq"]),
+                at=row["at"],
+                actor_role=row["actor_role"],
+                actor_id=row["actor_id"],
+                action=row["action"],
+                case_id=row["case_id"],
+                details=row["details"],
+                prev_hash=row["prev_hash"],
+                hash=row["hash"],
+            )
+            for row in rows
+        ]
+
+    async def audit_head(self) -> audit.AuditHead | None:
+        async with self._session() as conn:
+            rows = await _rows(conn, "SELECT last_seq, last_hash FROM audit_head WHERE id = 1")
+        if not rows:
+            return None
+        return audit.AuditHead(int(rows[0]["last_seq"]), str(rows[0]["last_hash"]))
+
+    async def purge_personal_data(
+        self, *, ended_before: datetime, now: datetime, actor: audit.Actor
+    ) -> list[str]:
+        """Drop the personal data of every case that ended (closed, cancelled, duplicate)
+        before ``ended_before``, one transaction per case; answers their ids.
+
+        Kept: the S0/S1 part of the case, its workflow and history (S0/S1 details), the
+        delivery log, SLA marks and receipts. Dropped: the sealed case, the raw report,
+        the bodies of its published outbox rows (unpublished ones go at a later purge),
+        its parked messages, the sealed event details and timer copies. Quarantined
+        input received before ``ended_before`` loses its raw bytes too."""
+        states = sorted(state.value for state in retention.ENDED_STATES)
+        async with self._session() as conn:
+            rows = await _rows(
+                conn,
+                "SELECT c.case_id, w.state, w.ended_at FROM cases c "
+                "JOIN case_workflow w ON w.case_id = c.case_id "
+                "WHERE c.purged_at IS NULL AND w.ended_at < ? AND w.state IN (?, ?, ?) "
+                "ORDER BY w.ended_at, c.case_id",
+                (_to_text(ended_before), *states),
+            )
+            purged: list[str] = []
+            for row in rows:
+                case_id = str(row["case_id"])
+                async with _transaction(conn):
+                    await self._purge_case(conn, case_id, now)
+                    await self._append_audit(
+                        conn,
+                        audit.AuditEntry(
+                            at=now,
+                            actor=actor,
+                            action=audit.CASE_PURGED,
+                            case_id=case_id,
+                            details={"state": row["state"], "ended_at": row["ended_at"]},
+                        ),
+                    )
+                purged.append(case_id)
+            async with _transaction(conn):
+                dropped = await _run(
+                    conn,
+                    "UPDATE quarantine SET raw = ? WHERE received_at < ? AND raw <> ?",
+                    (PURGED, _to_text(ended_before), PURGED),
+                )
+                if dropped:
+                    await self._append_audit(
+                        conn,
+                        audit.AuditEntry(
+                            at=now,
+                            actor=actor,
+                            action=audit.QUARANTINE_PURGED,
+                            details={"rows": dropped},
+                        ),
+                    )
+        return purged
+
+    @staticmethod
+    async def _purge_case(conn: Session, case_id: str, now: datetime) -> None:
+        await _run(
+            conn,
+            "UPDATE cases SET sealed = NULL, purged_at = ? WHERE case_id = ?",
+            (_to_text(now), case_id),
+        )
+        await _run(conn, "UPDATE reports SET raw = ? WHERE case_id = ?", (PURGED, case_id))
+        await _run(
+            conn,
+            "UPDATE outbox SET body = ? WHERE case_id = ? AND published_at IS NOT NULL",
+            (PURGED, case_id),
+        )
+        await _run(conn, "DELETE FROM parked WHERE case_id = ?", (case_id,))
+        await _run(
+            conn, "UPDATE case_events SET sealed_details = NULL WHERE case_id = ?", (case_id,)
+        )
+        await _run(conn, "UPDATE timers SET sealed_body = NULL WHERE case_id = ?", (case_id,))
+
+
+def _step_open(flow: Workflow, step: int) -> bool:
+    """Whether the step's latest record is neither done nor skipped."""
+    records = [r for r in flow.steps if r.step == step]
+    return not records or records[-1].open
 
 
 def _workflow_json(flow: Workflow) -> str:
