@@ -29,6 +29,7 @@ typecheck: $(STAMP)
 
 test: $(STAMP) services lint typecheck
 	$(BIN)/python scripts/clean-test-broker.py
+	scripts/ensure-browser.sh
 	$(BIN)/pytest -q -p no:cacheprovider
 
 schemas: $(STAMP)

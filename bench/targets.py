@@ -11,6 +11,7 @@ from pathlib import Path
 import aio_pika
 
 from bench.processes import LOOPBACK, Meter, Service, child_env, python_module, unused_port
+from gateway.adapters.sealing import new_data_key
 from gateway.bootstrap import topology
 from gateway.queue.topology import delete
 from gateway.settings import Settings
@@ -57,6 +58,7 @@ async def start_gateway(work_dir: Path, receiver_url: str, gateway_bin: Path) ->
         GATEWAY_C112_URL=receiver_url,
         GATEWAY_C112_SECRET=new_secret(),
         GATEWAY_INBOUND_SECRET=inbound,
+        GATEWAY_DATA_KEYS=new_data_key(),
         GATEWAY_LOG_JSON="true",
         # The load generator is one source IP, as Si Lacak Perak is: the per-IP limit
         # would measure itself, not the gateway.

@@ -3,12 +3,15 @@
 import asyncio
 import base64
 import contextlib
+import os
 import secrets
 import signal
+import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from uuid import uuid4
 
 import aiohttp
@@ -18,32 +21,38 @@ from prometheus_client import CollectorRegistry
 from ulid import ULID
 
 from contracts.envelope import DistributionStatus
-from gateway import escalation, signing
+from contracts.ops import RecipientKind
+from contracts.subscription import DeliveryMode
+from gateway import audit, escalation, retention, signing
 from gateway.access import ApiRole
-from gateway.adapters.api import add_routes, roles_of_route
+from gateway.adapters.api import PROBE_ROUTES, ROUTES, add_routes, roles_of_route
 from gateway.adapters.auth import TokenTable, auth_middleware
 from gateway.adapters.http_api import CONTEXT, HttpContext
 from gateway.adapters.http_cases import CASES, CaseHttp
 from gateway.adapters.http_delivery import DELIVERY, DeliveryContext
 from gateway.adapters.http_subscriptions import SUBSCRIPTIONS, SubscriptionsContext
-from gateway.adapters.ops_console import OPS, OpsContext
+from gateway.adapters.metrics import GatewayMetrics, GaugeSources, OutboxLag
+from gateway.adapters.ops_console import OPS, OpsContext, end_streams
 from gateway.adapters.problems import problem_middleware
 from gateway.adapters.push_client import HttpPusher
 from gateway.adapters.rate_limit import TokenBuckets, rate_limit_middleware
+from gateway.adapters.sealing import Sealer
 from gateway.adapters.slot import Slot
-from gateway.adapters.store_sqlite import SqliteStore
+from gateway.adapters.store_sql import SqlStore
+from gateway.alert_digest import AlertDigest
 from gateway.case_messages import Sending, sla_event_messages
 from gateway.cases import CaseService
-from gateway.circuit_breaker import CircuitBreaker
+from gateway.circuit_breaker import BreakerState, CircuitBreaker
 from gateway.errors import NotReady
 from gateway.intake import IntakeService
 from gateway.logs import configure_logging
-from gateway.model import OutboundMessage, ParkedMessage, ParkedSelector, Timer
+from gateway.model import ParkedMessage, ParkedSelector, RecipientLive, Timer, TimerEffects
 from gateway.queue.connection import AmqpConnection
 from gateway.queue.delivery_worker import DeliveryWorker, QuickRetry, RecipientEndpoint
 from gateway.queue.parking import ParkingRecorder, Replayer
 from gateway.queue.partner_router import BrokerPartnerChannels, PartnerRouter, PartnerTopology
 from gateway.queue.publisher import Publisher
+from gateway.queue.queue_depths import QueueDepths
 from gateway.queue.relay import OutboxRelay
 from gateway.queue.topology import Topology, build_topology
 from gateway.routing import C112_RECIPIENT
@@ -94,7 +103,8 @@ def topology(settings: Settings) -> Topology:
 
 
 def check_secrets(settings: Settings) -> None:
-    """Refuse to start with a malformed ``whsec_`` secret rather than fail on first use."""
+    """Refuse to start with a malformed ``whsec_`` secret or without data keys rather
+    than fail on first use."""
     for name in ("inbound_secret", "c112_secret"):
         value = getattr(settings, name)
         if value is None:
@@ -104,6 +114,42 @@ def check_secrets(settings: Settings) -> None:
                 signing.secret_key(secret)
             except ValueError as exc:
                 raise ValueError(f"GATEWAY_{name.upper()}: {exc}") from None
+    sealer(settings)
+
+
+async def open_store(settings: Settings) -> SqlStore:
+    return await SqlStore.connect(settings.database_url.get_secret_value(), sealer=sealer(settings))
+
+
+def sealer(settings: Settings) -> Sealer:
+    """What seals personal data in the store, from ``GATEWAY_DATA_KEYS`` (required)."""
+    if settings.data_keys is None:
+        raise ValueError(
+            "GATEWAY_DATA_KEYS is not set: personal data is stored sealed "
+            "(make a key with `gateway new-secret --data-key`)"
+        )
+    try:
+        return Sealer.from_setting(settings.data_keys.get_secret_value())
+    except ValueError as exc:
+        raise ValueError(f"GATEWAY_DATA_KEYS: {exc}") from None
+
+
+class ProcessRole(StrEnum):
+    """What one ``gateway serve`` process does; any number of each share the broker and
+    the store. Every role runs the outbox relay and the timer service (both exactly-once
+    across processes)."""
+
+    ALL = "all"
+    API = "api"  # the HTTP API; no delivery
+    WORKER = "worker"  # delivery to 112 and partners, parking; HTTP probes and metrics only
+
+    @property
+    def serves_api(self) -> bool:
+        return self is not ProcessRole.WORKER
+
+    @property
+    def delivers(self) -> bool:
+        return self is not ProcessRole.API
 
 
 @dataclass
@@ -111,6 +157,7 @@ class Runtime:
     """The running parts, for tests and the CLI to reach; filled in at startup."""
 
     settings: Settings
+    role: ProcessRole = ProcessRole.ALL
     clock: Callable[[], datetime] = utc_now
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     workers: list[DeliveryWorker] = field(default_factory=list)
@@ -165,40 +212,60 @@ def timer_handlers(settings: Settings, clock: Callable[[], datetime]) -> dict[st
     """The pure handler of each timer kind; a new kind is one more entry here."""
     who = sending(settings)
 
-    def sla_event(timer: Timer) -> tuple[OutboundMessage, ...]:
-        return sla_event_messages(timer, now=clock(), sending=who)
+    def sla_event(timer: Timer) -> TimerEffects:
+        return TimerEffects(outgoing=sla_event_messages(timer, now=clock(), sending=who))
 
     return {
         SLA_WARNING: sla_event,
         SLA_BREACHED: sla_event,
-        **delivery_escalation_handlers(settings),
+        **escalation.handlers(failover=failover_on(settings), clock=clock),
     }
 
 
-def delivery_escalation_handlers(settings: Settings) -> dict[str, TimerHandler]:
-    """``delivery.at_risk`` / ``delivery.deadline_missed``: the pure handlers of
-    ``gateway.escalation``, each firing also logged as an ops alert."""
-    failover = bool(settings.c112_url and settings.c112_failover_url)
+def failover_on(settings: Settings) -> bool:
+    return bool(settings.c112_url and settings.c112_failover_url)
 
-    def alerting(kind: str, handler: TimerHandler) -> TimerHandler:
-        def handle(timer: Timer) -> Sequence[OutboundMessage]:
-            messages = handler(timer)
+
+ALERT_SUMMARY_WINDOW = timedelta(minutes=1)
+
+
+def escalation_alerts(
+    settings: Settings,
+    clock: Callable[[], datetime],
+    window: timedelta = ALERT_SUMMARY_WINDOW,
+) -> Callable[[Sequence[Timer]], None]:
+    """The timer service's ``on_round``: an ``ops_alert`` per escalation fired (after
+    its commit), and at most one ``ops_alert.summary`` per kind and recipient a window."""
+    failover = failover_on(settings)
+    digest = AlertDigest(window)
+
+    def after_round(fired: Sequence[Timer]) -> None:
+        now = clock()
+        for timer in fired:
+            if timer.kind not in escalation.KINDS:
+                continue
+            recipient = timer.data.get("recipient", "")
             log.warning(
                 "ops_alert",
-                alert=kind,
+                alert=timer.kind,
                 distribution_id=timer.subject,
                 case_id=timer.case_id,
-                recipient=timer.data.get("recipient"),
-                failover=failover and kind == escalation.AT_RISK,
+                recipient=recipient,
+                failover=failover and timer.kind == escalation.AT_RISK,
             )
-            return messages
+            digest.add(timer.kind, recipient, now)
+        for summary in digest.due(now):
+            log.warning(
+                "ops_alert.summary",
+                alert=summary.alert,
+                recipient=summary.recipient,
+                count=summary.count,
+                first_at=summary.first_at.isoformat(),
+                last_at=summary.last_at.isoformat(),
+                window_s=window.total_seconds(),
+            )
 
-        return handle
-
-    return {
-        kind: alerting(kind, handler)
-        for kind, handler in escalation.handlers(failover=failover).items()
-    }
+    return after_round
 
 
 def _log_timer_error(event: str, fields: Mapping[str, object]) -> None:
@@ -218,21 +285,33 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
     runtime = app[RUNTIME]
     settings = runtime.settings
     check_secrets(settings)
-    store = await SqliteStore.open(settings.sqlite_path())
+    store = await open_store(settings)
     amqp = AmqpConnection(
         settings.amqp_url.get_secret_value(), name=f"gateway-{settings.namespace}"
     )
     topo = topology(settings)
     publisher = Publisher(amqp, topo)
     relay = OutboxRelay(
-        store, publisher, poll_interval_s=settings.relay_poll_s, clock=runtime.clock
+        store,
+        publisher,
+        claimant=process_id(),
+        poll_interval_s=settings.relay_poll_s,
+        clock=runtime.clock,
     )
+    metrics = app[METRICS]
+    alerts = escalation_alerts(settings, runtime.clock)
+
+    def after_round(fired: Sequence[Timer]) -> None:
+        alerts(fired)
+        metrics.timers_fired(fired)
+
     timers = TimerService(
         store,
         clock=runtime.clock,
         handlers=timer_handlers(settings, runtime.clock),
         poll_interval_s=settings.sla_timer_poll_s,
         on_fired=relay.wake,
+        on_round=after_round,
         on_error=_log_timer_error,
     )
     note = sla_scale_note(settings)
@@ -256,12 +335,16 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
             quick_retry=QuickRetry(attempts=settings.push_attempts),
             breaker=CircuitBreaker(settings.breaker_threshold, settings.breaker_cool_down_s),
             concurrency=settings.delivery_concurrency,
+            observer=metrics,
         )
 
-    runtime.workers = [make_worker(endpoint, topo) for endpoint in recipient_endpoints(settings)]
+    if runtime.role.delivers:
+        runtime.workers = [
+            make_worker(endpoint, topo) for endpoint in recipient_endpoints(settings)
+        ]
+        runtime.parking = ParkingRecorder(amqp, publisher, topo, store, clock=runtime.clock)
     runtime.partners = partners(settings, runtime, amqp, publisher, topo, store, make_worker)
     app[SUBSCRIPTIONS].bind(runtime.partners.service)
-    runtime.parking = ParkingRecorder(amqp, publisher, topo, store, clock=runtime.clock)
     replayer = Replayer(publisher, topo, store, clock=runtime.clock)
     c112_secret = settings.c112_secret.get_secret_value() if settings.c112_secret else ""
     app[DELIVERY].bind(
@@ -298,7 +381,7 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
             on_committed=committed,
         )
     )
-    app[OPS].bind(OpsContext(log=store))
+    bind_ops_console(app, store, amqp, topo)
     relay.start()
     timers.start()
     broker = asyncio.create_task(_bring_up_broker(amqp, topo, runtime), name="broker-bring-up")
@@ -327,6 +410,11 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
 SUBSCRIPTION_SYNC_S = 5.0  # how soon another process's subscription changes take effect here
 
 
+def process_id() -> str:
+    """This gateway process among the others sharing the store and the broker."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
 def new_subscription_id() -> str:
     """A routing-key word: it names the subscription's delivery queue."""
     return f"sub-{str(ULID()).lower()}"
@@ -342,6 +430,7 @@ class Partners:
 
     service: SubscriptionService
     channels: BrokerPartnerChannels
+    deliver: bool = True
     sync_s: float = SUBSCRIPTION_SYNC_S
     _in_step: asyncio.Task[None] | None = None
 
@@ -349,7 +438,7 @@ class Partners:
         """Declare and start every stored subscription (the router starts with the first),
         then keep the workers in step with the store."""
         await self.service.restore()
-        if self._in_step is None:
+        if self.deliver and self._in_step is None:
             self._in_step = asyncio.create_task(self._keep_in_step(), name="subscriptions-sync")
 
     async def stop(self) -> None:
@@ -375,12 +464,14 @@ def partners(
     amqp: AmqpConnection,
     publisher: Publisher,
     topo: Topology,
-    store: SqliteStore,
+    store: SqlStore,
     make_worker: Callable[[RecipientEndpoint, Topology], DeliveryWorker],
 ) -> Partners:
     partner_topo = PartnerTopology(topo)
     router = PartnerRouter(amqp, publisher, partner_topo, store, store.get_case)
-    channels = BrokerPartnerChannels(amqp, partner_topo, make_worker, router)
+    channels = BrokerPartnerChannels(
+        amqp, partner_topo, make_worker, router, deliver=runtime.role.delivers
+    )
     service = SubscriptionService(
         store=store,
         channels=channels,
@@ -388,11 +479,105 @@ def partners(
         new_id=new_subscription_id,
         new_secret=new_webhook_secret,
     )
-    return Partners(service=service, channels=channels)
+    return Partners(service=service, channels=channels, deliver=runtime.role.delivers)
 
 
-def build_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> web.Application:
-    """The whole gateway as one aiohttp application; connections open at startup."""
+# ---- Ops console and metrics (issue 6) ----
+
+
+METRICS = web.AppKey("metrics", GatewayMetrics)
+
+
+def shared_queues(topo: Topology) -> tuple[str, ...]:
+    """The queues every recipient shares: the retry ladder's and the parking queue."""
+    return (*(topo.retry_queue(step) for step in topo.ladder), topo.parking_queue)
+
+
+async def live_recipients(runtime: Runtime, store: SqlStore, topo: Topology) -> list[RecipientLive]:
+    """112 (and its failover) and every webhook subscription, with the circuit breaker of
+    the worker delivering it in this process."""
+    found = [
+        RecipientLive(
+            recipient=worker.recipient,
+            kind=RecipientKind.C112
+            if worker.recipient == C112_RECIPIENT
+            else RecipientKind.C112_FAILOVER,
+            queue=topo.deliver_queue(worker.recipient),
+            circuit=worker.circuit_state,
+        )
+        for worker in runtime.workers
+    ]
+    partner_channels = None if runtime.partners is None else runtime.partners.channels
+    for subscription in await store.subscriptions():
+        if subscription.mode is not DeliveryMode.WEBHOOK:
+            continue
+        worker = None
+        if partner_channels is not None:
+            worker = partner_channels.worker(subscription.subscription_id)
+        found.append(
+            RecipientLive(
+                recipient=subscription.subscription_id,
+                kind=RecipientKind.WEBHOOK,
+                queue=topo.deliver_queue(subscription.subscription_id),
+                circuit=None if worker is None else worker.circuit_state,
+                agency_id=subscription.agency_id,
+            )
+        )
+    return found
+
+
+def bind_ops_console(
+    app: web.Application, store: SqlStore, amqp: AmqpConnection, topo: Topology
+) -> None:
+    """The ops console's sources and the metrics' gauges, read from the same places."""
+    runtime = app[RUNTIME]
+    depths = QueueDepths(amqp)
+    shared = shared_queues(topo)
+    partner_topo = PartnerTopology(topo)
+
+    async def recipients() -> list[RecipientLive]:
+        return await live_recipients(runtime, store, topo)
+
+    async def metric_queue_depths() -> Mapping[str, int]:
+        subscriptions = await store.subscriptions()
+        queues = [
+            *(topo.deliver_queue(worker.recipient) for worker in runtime.workers),
+            *shared,
+            *(partner_topo.queue_of(subscription) for subscription in subscriptions),
+            partner_topo.router_queue,
+        ]
+        return await depths.depths(queues)
+
+    async def outbox_lag() -> OutboxLag:
+        return OutboxLag(await store.outbox_lag(), await store.oldest_unpublished())
+
+    async def circuits() -> Mapping[str, BreakerState]:
+        return {
+            live.recipient: live.circuit for live in await recipients() if live.circuit is not None
+        }
+
+    app[OPS].bind(
+        OpsContext(
+            log=store,
+            clock=runtime.clock,
+            recipients=recipients,
+            queue_depths=depths.depths,
+            shared_queues=shared,
+        )
+    )
+    app[METRICS].bind(
+        GaugeSources(queue_depths=metric_queue_depths, outbox_lag=outbox_lag, circuits=circuits)
+    )
+
+
+def build_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    role: ProcessRole = ProcessRole.ALL,
+) -> web.Application:
+    """The gateway (or the part ``role`` names) as one aiohttp application; connections
+    open at startup."""
     tokens = TokenTable(
         {
             role: secret.get_secret_value()
@@ -414,7 +599,7 @@ def build_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) ->
         ],
         client_max_size=settings.max_body_bytes,
     )
-    runtime = Runtime(settings=settings, clock=clock)
+    runtime = Runtime(settings=settings, clock=clock, role=role)
     app[RUNTIME] = runtime
     app[CONTEXT] = HttpContext(
         max_body_bytes=settings.max_body_bytes,
@@ -426,10 +611,13 @@ def build_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) ->
     app[CASES] = CaseHttp()
     app[SUBSCRIPTIONS] = SubscriptionsContext()
     app[OPS] = Slot[OpsContext]("the ops console")
+    app.on_shutdown.append(end_streams)
+    app[METRICS] = GatewayMetrics(runtime.registry, clock=clock)
+    app[CONTEXT].before_scrape.append(app[METRICS].refresh)
     note = sla_scale_note(settings)
     if note is not None:
         app[CONTEXT].notes["sla_scale"] = note
-    add_routes(app)
+    add_routes(app, ROUTES if role.serves_api else PROBE_ROUTES)
     app.cleanup_ctx.append(_runtime_ctx)
     return app
 
@@ -444,9 +632,9 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, role: ProcessRole = ProcessRole.ALL) -> None:
     configure_logging(json=settings.log_json, level=settings.log_level)
-    app = build_app(settings)
+    app = build_app(settings, role=role)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     tls = tls_context(settings)
@@ -458,6 +646,7 @@ async def serve(settings: Settings) -> None:
         port=settings.http_port,
         namespace=settings.namespace,
         tls=tls is not None,
+        role=role.value,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -470,7 +659,7 @@ async def serve(settings: Settings) -> None:
 
 async def replay_parked(settings: Settings, selector: ParkedSelector) -> list[ParkedMessage]:
     """``gateway replay``: put parked messages back from outside a running gateway."""
-    store = await SqliteStore.open(settings.sqlite_path())
+    store = await open_store(settings)
     amqp = AmqpConnection(
         settings.amqp_url.get_secret_value(), name=f"gateway-replay-{settings.namespace}"
     )
@@ -482,4 +671,38 @@ async def replay_parked(settings: Settings, selector: ParkedSelector) -> list[Pa
         return await replayer.replay(selector)
     finally:
         await amqp.close()
+        await store.close()
+
+
+# ---- Security (issue 7): retention and the audit log, from the command line ----
+
+AUDIT_PAGE = 10_000
+
+
+async def purge_personal_data(settings: Settings, *, now: datetime | None = None) -> list[str]:
+    """``gateway purge``: drop the personal data of cases that ended more than
+    ``GATEWAY_RETENTION_DAYS`` ago; answers their ids."""
+    moment = now or utc_now()
+    store = await open_store(settings)
+    try:
+        return await store.purge_personal_data(
+            ended_before=retention.purge_cutoff(moment, settings.retention_days),
+            now=moment,
+            actor=audit.Actor("cli", "gateway-purge"),
+        )
+    finally:
+        await store.close()
+
+
+async def verify_audit(settings: Settings) -> audit.Verdict:
+    """``gateway audit verify``: walk the whole chain against its head record."""
+    store = await open_store(settings)
+    try:
+        rows: list[audit.AuditRow] = []
+        while page := await store.audit_rows(
+            after_seq=rows[-1].seq if rows else 0, limit=AUDIT_PAGE
+        ):
+            rows.extend(page)
+        return audit.verify(rows, await store.audit_head())
+    finally:
         await store.close()

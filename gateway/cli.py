@@ -17,11 +17,11 @@ from gateway import signing
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from gateway.bootstrap import serve
+    from gateway.bootstrap import ProcessRole, serve
     from gateway.settings import Settings
 
     settings = Settings()
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings, ProcessRole(args.role)))
     return 0
 
 
@@ -38,9 +38,14 @@ def _new_secret(args: argparse.Namespace) -> int:
     def make() -> str:
         return signing.SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
-    if args.env:
+    from gateway.adapters.sealing import new_data_key
+
+    if args.data_key:
+        print(new_data_key())
+    elif args.env:
         print(f"DEV_INBOUND_SECRET={make()}")
         print(f"DEV_C112_SECRET={make()}")
+        print(f"DEV_DATA_KEYS={new_data_key()}")
         print(f"GATEWAY_OPS_TOKEN={secrets.token_urlsafe(24)}")
     else:
         print(make())
@@ -88,6 +93,40 @@ def _replay(args: argparse.Namespace) -> int:
         print(parked.distribution_id, parked.recipient, parked.case_id, sep="\t")
     print(f"replayed {len(replayed)}", file=sys.stderr)
     return 0
+
+
+def _purge(args: argparse.Namespace) -> int:
+    """Drop the personal data of cases ended more than GATEWAY_RETENTION_DAYS ago."""
+    from gateway.bootstrap import purge_personal_data
+    from gateway.settings import Settings
+
+    settings = Settings()
+    purged = asyncio.run(purge_personal_data(settings))
+    for case_id in purged:
+        print(case_id)
+    print(
+        f"purged the personal data of {len(purged)} case(s) ended over "
+        f"{settings.retention_days} days ago",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    """Walk the audit log's hash chain; exit 1 naming the first row that does not hold."""
+    from gateway.bootstrap import verify_audit
+    from gateway.settings import Settings
+
+    verdict = asyncio.run(verify_audit(Settings()))
+    if verdict.ok:
+        print(f"audit log intact: {verdict.count} rows")
+        return 0
+    print(
+        f"audit log broken at seq {verdict.first_bad_seq}: {verdict.problem} "
+        f"({verdict.count} rows before it hold)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def _export_schemas(args: argparse.Namespace) -> int:
@@ -170,6 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the gateway (HTTP API, relay, delivery workers)")
+    serve.add_argument(
+        "--role",
+        choices=("all", "api", "worker"),
+        default="all",
+        help="api: the HTTP API; worker: delivery to 112 and partners (HTTP probes and "
+        "metrics only); all: both. Any number of each may share the broker and PostgreSQL.",
+    )
     serve.set_defaults(func=_serve)
 
     sim = commands.add_parser("simulate-112", help="run the 112 command-center simulator")
@@ -180,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     new_secret = commands.add_parser("new-secret", help="print a new whsec_ secret")
     new_secret.add_argument("--env", action="store_true", help="print a development env file")
+    new_secret.add_argument(
+        "--data-key", action="store_true", help="print a kid:key for GATEWAY_DATA_KEYS instead"
+    )
     new_secret.set_defaults(func=_new_secret)
 
     send = commands.add_parser("send-report", help="sign and POST a Si Lacak Perak report file")
@@ -196,6 +245,18 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--recipient", help="every parked message of a recipient (c112...)")
     replay.add_argument("--all", action="store_true", help="every parked message")
     replay.set_defaults(func=_replay)
+
+    purge = commands.add_parser(
+        "purge", help="drop personal data of cases ended over GATEWAY_RETENTION_DAYS ago"
+    )
+    purge.set_defaults(func=_purge)
+
+    audit_log = commands.add_parser("audit", help="the hash-chained audit log")
+    audit_commands = audit_log.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser(
+        "verify", help="check every row and the chain; exit 1 naming the first bad seq"
+    )
+    verify.set_defaults(func=_audit_verify)
 
     export = commands.add_parser("export-schemas", help="write the contracts' JSON Schemas")
     export.add_argument("--out", default="contracts/schemas")

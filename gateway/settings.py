@@ -18,9 +18,12 @@ class Settings(BaseSettings):
         SecretStr("amqp://guest:guest@127.0.0.1:5672/"),
         description="RabbitMQ URL (amqp:// or amqps://).",
     )
-    database_url: str = Field(
-        DEFAULT_DATABASE_URL,
-        description="Store: sqlite:///relative/path or sqlite:////absolute/path.",
+    database_url: SecretStr = Field(
+        SecretStr(DEFAULT_DATABASE_URL),
+        description=(
+            "Store: sqlite:///relative/path, sqlite:////absolute/path, or "
+            "postgresql://user:password@host:port/database (the same schema and migrations)."
+        ),
     )
     http_host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
     http_port: int = Field(8080, ge=0, le=65535, description="Port of the HTTP server.")
@@ -92,6 +95,21 @@ class Settings(BaseSettings):
         None, description="PEM certificate (chain) the HTTP server serves TLS with."
     )
     tls_key_file: Path | None = Field(None, description="PEM private key of GATEWAY_TLS_CERT_FILE.")
+    data_keys: SecretStr | None = Field(
+        None,
+        description=(
+            "Keys sealing personal data in the store (required): kid:base64 of 32 bytes, "
+            "comma-separated; the first seals, all open (`gateway new-secret --data-key`)."
+        ),
+    )
+    retention_days: int = Field(
+        365,
+        ge=1,
+        description=(
+            "Days after a case is closed, cancelled or marked duplicate before "
+            "`gateway purge` drops its personal data."
+        ),
+    )
     # Delivery
     c112_failover_url: str | None = Field(
         None,
@@ -136,12 +154,21 @@ class Settings(BaseSettings):
             raise ValueError("set GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE together")
         return self
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("a sqlite:/// or postgresql:// URL")
+        return value
+
     def sqlite_path(self) -> Path:
         """The SQLite file of a ``sqlite:///`` database URL."""
         prefix = "sqlite:///"
-        if not self.database_url.startswith(prefix):
-            raise ValueError(f"not a sqlite URL: {self.database_url.split(':', 1)[0]}")
-        return Path(self.database_url[len(prefix) :])
+        url = self.database_url.get_secret_value()
+        if not url.startswith(prefix):
+            raise ValueError(f"not a sqlite URL: {url.split(':', 1)[0]}")
+        return Path(url[len(prefix) :])
 
 
 def settings_table() -> str:

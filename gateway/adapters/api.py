@@ -45,7 +45,12 @@ def roles_of_route(operation_id: str | None) -> frozenset[ApiRole]:
     return _ROLES_BY_OPERATION.get(operation_id or "", frozenset())
 
 
-def add_routes(app: web.Application) -> None:
-    app[OPENAPI] = openapi_document(ROUTES)
-    for route in ROUTES:
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+PROBE_ROUTES: Sequence[Route] = tuple(route for route in ROUTES if route.path in PROBE_PATHS)
+
+
+def add_routes(app: web.Application, routes: Sequence[Route] = ROUTES) -> None:
+    """Serve ``routes`` (a worker process serves only ``PROBE_ROUTES``)."""
+    app[OPENAPI] = openapi_document(routes)
+    for route in routes:
         app.router.add_route(route.method, route.path, route.handler, name=route.operation_id)

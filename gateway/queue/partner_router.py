@@ -115,8 +115,13 @@ class BrokerPartnerChannels:
         topology: PartnerTopology,
         workers: WorkerFactory,
         router: "PartnerRouter",
+        *,
+        deliver: bool = True,
     ) -> None:
+        """With ``deliver`` off (an API-only process), subscriptions get their queues and
+        bindings here, and the worker processes route and deliver."""
         self._connection = connection
+        self._deliver = deliver
         self._topology = topology
         self._make_worker = workers
         self._router = router
@@ -138,8 +143,9 @@ class BrokerPartnerChannels:
     async def _open_and_route(self, subscription: Subscription) -> None:
         async with _broker_needed():
             await self._open(subscription)
-            # the router consumes once there is something to route (no partner, no queue)
-            await self._router.start()
+            if self._deliver:
+                # the router consumes once there is something to route (no partner, no queue)
+                await self._router.start()
 
     async def _open(self, subscription: Subscription) -> None:
         topo = self._topology
@@ -161,7 +167,7 @@ class BrokerPartnerChannels:
             router = await channel.get_queue(topo.router_queue)
             for pattern in subscription.patterns:
                 await router.bind(topo.base.events_exchange, routing_key=pattern)
-        if subscription.mode is DeliveryMode.WEBHOOK and subscription.active:
+        if subscription.mode is DeliveryMode.WEBHOOK and subscription.active and self._deliver:
             await self._start(subscription)
 
     async def pause(self, subscription: Subscription) -> None:
@@ -174,7 +180,7 @@ class BrokerPartnerChannels:
             await worker.stop()
 
     async def resume(self, subscription: Subscription) -> None:
-        if subscription.mode is DeliveryMode.WEBHOOK:
+        if subscription.mode is DeliveryMode.WEBHOOK and self._deliver:
             async with self._changing, _broker_needed():
                 await self._start(subscription)
 

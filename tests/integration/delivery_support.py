@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -10,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aio_pika.abc import AbstractIncomingMessage
 from aiohttp.test_utils import TestClient, TestServer
 from gateway_support import AMQP_URL, RunningGateway, delete_namespace, settings_for_test
@@ -173,3 +176,55 @@ async def gateway_with_failover(tmp_path: Path, **overrides: Any) -> AsyncIterat
         await sim.close()
         await failover.close()
         await delete_namespace(settings)
+
+
+@dataclass
+class ServeProcess:
+    """``gateway serve`` in a process of its own (``role``: all, api or worker)."""
+
+    env: dict[str, str]
+    log_path: Path
+    role: str = "all"
+    process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.env['GATEWAY_HTTP_PORT']}"
+
+    async def start(self, session: aiohttp.ClientSession) -> None:
+        log = self.log_path.open("ab")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "serve",
+            "--role",
+            self.role,
+            env=self.env,
+            stdout=log,
+            stderr=log,
+        )
+        log.close()
+
+        async def ready() -> bool:
+            try:
+                async with session.get(f"{self.url}/readyz") as response:
+                    return response.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await eventually(ready, 20, "gateway serve is ready")
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), 15)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()

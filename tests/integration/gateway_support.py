@@ -1,6 +1,7 @@
 """Running the whole gateway in a test: real RabbitMQ, SQLite in tmp, a real 112 simulator."""
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -11,11 +12,11 @@ from typing import Any
 
 from aio_pika.abc import AbstractChannel
 from aiohttp.test_utils import TestClient, TestServer
-from samples import new_secret
+from samples import TEST_DATA_KEYS, new_secret, sealer_for_test
 
 from gateway import signing
 from gateway.adapters.simulator_112 import create_simulator_app
-from gateway.adapters.store_sqlite import SqliteStore
+from gateway.adapters.store_sql import SqlStore
 from gateway.bootstrap import RUNTIME, build_app, topology
 from gateway.queue.connection import AmqpConnection
 from gateway.queue.partner_router import PartnerTopology, delete_partner_base
@@ -54,8 +55,19 @@ class RunningGateway:
                 await asyncio.sleep(0.01)
         return messages
 
-    async def store(self) -> SqliteStore:
-        return await SqliteStore.open(self.settings.sqlite_path())
+    async def store(self) -> SqlStore:
+        return await SqlStore.connect(
+            self.settings.database_url.get_secret_value(), sealer=sealer_for_test()
+        )
+
+
+def serve_env(**values: str) -> dict[str, str]:
+    """The environment of a ``gateway`` process of a test: this one's without any
+    ``GATEWAY_`` variable, the test broker and data key, then ``values``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update(GATEWAY_AMQP_URL=AMQP_URL, GATEWAY_DATA_KEYS=TEST_DATA_KEYS, GATEWAY_LOG_JSON="true")
+    env.update(values)
+    return env
 
 
 def settings_for_test(tmp_path: Path, **overrides: Any) -> Settings:
@@ -66,6 +78,7 @@ def settings_for_test(tmp_path: Path, **overrides: Any) -> Settings:
         "http_port": 0,
         "retry_delays_s": [1, 2],
         "relay_poll_s": 0.5,
+        "data_keys": TEST_DATA_KEYS,
     }
     values.update(overrides)
     return Settings.model_validate(values)
@@ -118,10 +131,10 @@ async def delete_namespace(settings: Settings) -> None:
 async def delete_partner_queues(channel: AbstractChannel, settings: Settings) -> None:
     """The queues of every subscription the gateway stored, the router's queue and the
     partner exchange."""
-    path = settings.sqlite_path()
+    url = settings.database_url.get_secret_value()
     subscriptions = []
-    if path.exists():
-        store = await SqliteStore.open(path)
+    if not url.startswith("sqlite:///") or settings.sqlite_path().exists():
+        store = await SqlStore.connect(url, sealer=sealer_for_test())
         try:
             subscriptions = await store.subscriptions()
         finally:

@@ -9,7 +9,6 @@ goes through the whole-run log scan at the end.
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import time
@@ -25,7 +24,7 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
-from gateway_support import delete_namespace, settings_for_test
+from gateway_support import delete_namespace, serve_env, settings_for_test
 from hypothesis import HealthCheck, given, settings
 from log_scan import RUN_SCAN
 from queue_support import unused_port
@@ -71,9 +70,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
     namespace = f"t{uuid.uuid4().hex[:10]}"
     inbound, c112 = new_secret(), new_secret()
     tokens = {role.value: f"{role.value}-{uuid.uuid4().hex}" for role in ApiRole}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update(
-        {f"GATEWAY_{role.upper()}_TOKEN": token for role, token in tokens.items()},
+    env = serve_env(
+        **{f"GATEWAY_{role.upper()}_TOKEN": token for role, token in tokens.items()},
         GATEWAY_HTTP_PORT=str(port),
         GATEWAY_NAMESPACE=namespace,
         GATEWAY_DATABASE_URL=f"sqlite:///{tmp_path / 'gw.sqlite3'}",
@@ -81,7 +79,6 @@ def served(tmp_path: Path) -> Iterator[Served]:
         GATEWAY_C112_SECRET=c112,
         GATEWAY_RATE_LIMIT_PER_S="10000",
         GATEWAY_RATE_LIMIT_BURST="10000",
-        GATEWAY_LOG_JSON="true",
     )
     log = (tmp_path / "serve.log").open("wb")
     process = subprocess.Popen(

@@ -3,7 +3,6 @@ real stack: the gateway app, RabbitMQ, SQLite and the 112 simulator."""
 
 import asyncio
 import json
-import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -22,7 +21,7 @@ from delivery_support import (
     set_sim_mode,
     update,
 )
-from gateway_support import AMQP_URL, RunningGateway, running_gateway
+from gateway_support import AMQP_URL, RunningGateway, running_gateway, serve_env
 from structlog.testing import capture_logs
 
 from gateway.bootstrap import RUNTIME, topology
@@ -216,14 +215,12 @@ async def test_gateway_replay_command_puts_parked_messages_back(gw: RunningGatew
         await store.close()
     await set_sim_mode(gw, mode="ok")
     settings = gw.settings
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")},
-        "GATEWAY_DATABASE_URL": settings.database_url,
-        "GATEWAY_AMQP_URL": AMQP_URL,
-        "GATEWAY_NAMESPACE": settings.namespace,
-        "GATEWAY_RETRY_DELAYS_S": json.dumps(settings.retry_delays_s),
-        "GATEWAY_DELIVERY_LIMIT": str(settings.delivery_limit),
-    }
+    env = serve_env(
+        GATEWAY_DATABASE_URL=settings.database_url.get_secret_value(),
+        GATEWAY_NAMESPACE=settings.namespace,
+        GATEWAY_RETRY_DELAYS_S=json.dumps(settings.retry_delays_s),
+        GATEWAY_DELIVERY_LIMIT=str(settings.delivery_limit),
+    )
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -14,9 +14,7 @@ always start it again (detached, so even a test timeout cannot leave it down).
 import asyncio
 import os
 import random
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -34,12 +32,13 @@ from delivery_support import (
     OPS,
     OPS_TOKEN,
     EventTap,
+    ServeProcess,
     eventually,
     set_sim_mode,
     unique_report,
     update,
 )
-from gateway_support import AMQP_URL, RunningGateway, delete_namespace, running_gateway
+from gateway_support import AMQP_URL, RunningGateway, delete_namespace, running_gateway, serve_env
 from queue_support import rabbitmqctl, unused_port
 from samples import new_secret
 
@@ -235,47 +234,6 @@ async def test_every_broker_connection_closed_mid_flow(tmp_path: Path) -> None:
 # 3
 
 
-@dataclass
-class ServeProcess:
-    env: dict[str, str]
-    log_path: Path
-    process: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.env['GATEWAY_HTTP_PORT']}"
-
-    async def start(self, session: aiohttp.ClientSession) -> None:
-        log = self.log_path.open("ab")
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway.cli", "serve", env=self.env, stdout=log, stderr=log
-        )
-        log.close()
-
-        async def ready() -> bool:
-            try:
-                async with session.get(f"{self.url}/readyz") as response:
-                    return response.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await eventually(ready, 20, "gateway serve is ready")
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.terminate()
-            try:
-                await asyncio.wait_for(self.process.wait(), 15)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-
-
 @pytest.mark.timeout(150)
 async def test_gateway_process_sigkilled_mid_delivery_and_restarted(tmp_path: Path) -> None:
     count = 100
@@ -283,9 +241,7 @@ async def test_gateway_process_sigkilled_mid_delivery_and_restarted(tmp_path: Pa
     sim = TestClient(TestServer(create_simulator_app(secret=c112_secret)))
     await sim.start_server()
     namespace = f"t{uuid.uuid4().hex[:10]}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update(
-        GATEWAY_AMQP_URL=AMQP_URL,
+    env = serve_env(
         GATEWAY_DATABASE_URL=f"sqlite:///{tmp_path / 'gateway.sqlite3'}",
         GATEWAY_NAMESPACE=namespace,
         GATEWAY_HTTP_PORT=str(unused_port()),
@@ -295,7 +251,6 @@ async def test_gateway_process_sigkilled_mid_delivery_and_restarted(tmp_path: Pa
         GATEWAY_RETRY_DELAYS_S="[1, 2]",
         GATEWAY_RELAY_POLL_S="0.2",
         GATEWAY_LOG_LEVEL="warning",
-        GATEWAY_LOG_JSON="true",
         GATEWAY_RATE_LIMIT_BURST="100000",
     )
     serve = ServeProcess(env, tmp_path / "serve.log")

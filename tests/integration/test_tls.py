@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import os
 import signal
 import ssl
 import subprocess
@@ -14,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gateway_support import delete_namespace, settings_for_test
+from gateway_support import delete_namespace, serve_env, settings_for_test
 from pydantic import ValidationError
 from queue_support import unused_port
 
@@ -61,14 +60,12 @@ def tls_gateway(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     cert, key = self_signed(tmp_path)
     port = unused_port()
     namespace = f"t{uuid.uuid4().hex[:10]}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update(
+    env = serve_env(
         GATEWAY_HTTP_PORT=str(port),
         GATEWAY_NAMESPACE=namespace,
         GATEWAY_DATABASE_URL=f"sqlite:///{tmp_path / 'gw.sqlite3'}",
         GATEWAY_TLS_CERT_FILE=str(cert),
         GATEWAY_TLS_KEY_FILE=str(key),
-        GATEWAY_LOG_JSON="true",
     )
     log = (tmp_path / "serve.log").open("wb")
     process = subprocess.Popen(

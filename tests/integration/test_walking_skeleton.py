@@ -32,8 +32,9 @@ EXPECTED_INVALID = {
 
 
 @pytest.fixture
-async def gw(tmp_path: Path) -> AsyncIterator[RunningGateway]:
-    async with running_gateway(tmp_path) as running:
+async def gw(tmp_path: Path, store_url: str) -> AsyncIterator[RunningGateway]:
+    """The gateway on each store backend: SQLite and PostgreSQL."""
+    async with running_gateway(tmp_path, database_url=store_url) as running:
         yield running
 
 

@@ -15,11 +15,14 @@ from typing import Any
 import aio_pika
 import pytest
 from gateway_support import AMQP_URL, RunningGateway, running_gateway
-from samples import fixture_json
+from samples import fixture_json, sealer_for_test
 
+from gateway.adapters.sealing import row_aad
 from gateway.queue.connection import AmqpConnection
 
 pytestmark = pytest.mark.integration
+
+SEALER = sealer_for_test()
 
 SATGAS = "satgas-token-0123456789abcdef"
 HEAD = "head-token-0123456789abcdef01"
@@ -73,10 +76,12 @@ def sla_rows(database: Path, case_id: str | None = None) -> list[tuple[str, int,
     """(case, step, warning|breached) of every SLA event the store wrote, in outbox order."""
     with sqlite3.connect(database) as conn:
         rows = conn.execute(
-            "SELECT case_id, body FROM outbox WHERE routing_key LIKE 'sla.%' ORDER BY id"
+            "SELECT case_id, message_id, body FROM outbox WHERE routing_key LIKE 'sla.%' "
+            "ORDER BY id"
         ).fetchall()
     found = []
-    for row_case, body in rows:
+    for row_case, message_id, sealed in rows:
+        body = SEALER.open(sealed, row_aad("outbox", "body", message_id))
         content = json.loads(body)["content"]
         if case_id is None or row_case == case_id:
             found.append((row_case, content["step"], content["event"]))
@@ -276,7 +281,8 @@ async def test_needs_other_agencies_later_routes_the_case_to_112(tmp_path: Path)
         assert envelope["sequence"] == 1
         assert envelope["content"]["requested_agencies"] == ["police", "health"]
         sent = datetime.fromisoformat(envelope["sent_at"])
-        assert datetime.fromisoformat(envelope["deadline_at"]) - sent == timedelta(minutes=5)
+        deadline = datetime.fromisoformat(envelope["deadline_at"]) - sent
+        assert deadline == timedelta(minutes=5) / 10, "SOP 6's 5 minutes, scaled like the SOP"
 
 
 # ---- the API's refusals and views ----

@@ -26,8 +26,21 @@ def test_every_gateway_variable_is_a_setting() -> None:
 
 def test_services_and_health_checks() -> None:
     services = _compose()["services"]
-    assert {"rabbitmq", "postgres", "gateway", "sim112"} <= set(services)
-    for name in ("rabbitmq", "postgres", "gateway"):
+    assert {"rabbitmq", "postgres", "gateway", "worker", "sim112"} <= set(services)
+    for name in ("rabbitmq", "postgres", "gateway", "worker"):
         assert services[name]["healthcheck"]["test"], name
     assert "management" in services["rabbitmq"]["image"]
-    assert services["gateway"]["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+    for name in ("gateway", "worker"):
+        for needed in ("rabbitmq", "postgres"):
+            assert services[name]["depends_on"][needed]["condition"] == "service_healthy"
+
+
+def test_one_api_process_and_two_workers_on_postgresql() -> None:
+    services = _compose()["services"]
+    assert services["gateway"]["command"][-2:] == ["--role", "api"]
+    assert services["worker"]["command"][-2:] == ["--role", "worker"]
+    assert services["worker"]["deploy"]["replicas"] == 2
+    for name in ("gateway", "worker"):
+        url = services[name]["environment"]["GATEWAY_DATABASE_URL"]
+        assert url.startswith("postgresql://")
+        assert url.endswith("@postgres:5432/gateway")
