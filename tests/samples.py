@@ -4,6 +4,7 @@ import base64
 import hashlib
 import json
 import secrets
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -136,3 +137,27 @@ def valid_01_case(*, share_victim_data: bool = True, **changes: Any) -> Case:
         }
     )
     return case.model_copy(update=changes)
+
+
+def string_paths(value: Any, prefix: str = "") -> Iterator[str]:
+    """The JSON pointer of every string in a JSON document."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from string_paths(item, f"{prefix}/{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from string_paths(item, f"{prefix}/{index}")
+    elif isinstance(value, str):
+        yield prefix
+
+
+def set_at(document: Any, pointer: str, value: Any) -> None:
+    """Put ``value`` at ``pointer`` (which exists) in a JSON document."""
+    *parents, last = pointer.split("/")[1:]
+    node = document
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value

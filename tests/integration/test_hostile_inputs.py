@@ -8,7 +8,7 @@ import io
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +24,8 @@ from samples import (
     new_secret,
     personal_strings,
     sealer_for_test,
+    set_at,
+    string_paths,
 )
 from standardwebhooks.webhooks import Webhook
 
@@ -183,28 +185,6 @@ async def test_too_many_items_in_an_array_names_the_array(gw: RunningGateway) ->
     status, problem = await post(gw, json.dumps(report).encode())
     assert status == 422
     assert [e["pointer"] for e in problem["errors"]] == ["/korban"]
-
-
-def string_paths(value: Any, prefix: str = "") -> Iterator[str]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from string_paths(item, f"{prefix}/{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from string_paths(item, f"{prefix}/{index}")
-    elif isinstance(value, str):
-        yield prefix
-
-
-def set_at(document: Any, pointer: str, value: Any) -> None:
-    *parents, last = pointer.split("/")[1:]
-    node = document
-    for part in parents:
-        node = node[int(part)] if isinstance(node, list) else node[part]
-    if isinstance(node, list):
-        node[int(last)] = value
-    else:
-        node[last] = value
 
 
 async def test_a_huge_string_in_any_field_is_refused_naming_that_field(gw: RunningGateway) -> None:

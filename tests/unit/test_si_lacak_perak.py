@@ -9,6 +9,7 @@ from typing import Any, get_args
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from samples import set_at, string_paths
 
 from contracts.case import (
     Agency,
@@ -887,38 +888,14 @@ def test_a_string_one_over_its_field_limit_is_refused_naming_that_field() -> Non
     limits = _inbound_limits()
     full = _full_report()
     normalise(full)
-    string_pointers = [
-        p for p in _pointers_of_strings(full) if re.sub(r"/\d+(?=/|$)", "/*", p) in limits
-    ]
+    string_pointers = [p for p in string_paths(full) if re.sub(r"/\d+(?=/|$)", "/*", p) in limits]
     assert len(string_pointers) == len(limits)
     for at in string_pointers:
         limit = limits[re.sub(r"/\d+(?=/|$)", "/*", at)]
         assert limit is not None
         raw = copy.deepcopy(full)
-        _put_at(raw, at, "ж" * (limit + 1))
+        set_at(raw, at, "ж" * (limit + 1))
         errors = errors_of(raw)
         assert [e.pointer for e in errors] == [at]
         assert f"at most {limit} characters" in errors[0].detail
         assert "ж" not in errors[0].detail
-
-
-def _pointers_of_strings(value: Json, at: str = "") -> Iterator[str]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _pointers_of_strings(item, f"{at}/{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _pointers_of_strings(item, f"{at}/{index}")
-    elif isinstance(value, str):
-        yield at
-
-
-def _put_at(document: Json, at: str, value: Json) -> None:
-    *parents, last = at.split("/")[1:]
-    node = document
-    for part in parents:
-        node = node[int(part)] if isinstance(node, list) else node[part]
-    if isinstance(node, list):
-        node[int(last)] = value
-    else:
-        node[last] = value
