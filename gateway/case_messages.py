@@ -166,23 +166,18 @@ def c112_case_push(
     scale: float = 1.0,
 ) -> OutboundMessage:
     """The case handed to 112 once other agencies are needed, due in 5 minutes (SOP 6)."""
-    envelope = Envelope(
-        distribution_id=sending.new_id(),
-        sender_id=sending.sender_id,
-        sent_at=now,
-        deadline_at=now + c112_deadline(scale),
-        status=sending.status,
-        kind=DistributionKind.UPDATE if references else DistributionKind.REPORT,
-        **_CASE,
-        case_id=case.case_id,
+    return _to_112(
+        case.case_id,
+        _CASE,
+        DistributionKind.UPDATE if references else DistributionKind.REPORT,
+        ["kdrt", "needs-other-agency", f"risk:{case.risk.level.value}"],
+        redact_case(case, RecipientRole.C112),
+        now=now,
+        sending=sending,
         sequence=sequence,
         references=references,
-        recipient_roles=[RecipientRole.C112],
-        keywords=["kdrt", "needs-other-agency", f"risk:{case.risk.level.value}"],
-        redaction_profile=RecipientRole.C112,
-        content=redact_case(case, RecipientRole.C112),
+        scale=scale,
     )
-    return outbound(Destination.DELIVER, C112_RECIPIENT, envelope)
 
 
 def status_report_message(
@@ -195,21 +190,49 @@ def status_report_message(
     references: list[str],
     scale: float = 1.0,
 ) -> OutboundMessage:
+    return _to_112(
+        case_id,
+        _STATUS,
+        DistributionKind.UPDATE,
+        ["kdrt", report.type],
+        report.model_dump(mode="json", exclude_none=True),
+        now=now,
+        sending=sending,
+        sequence=sequence,
+        references=references,
+        scale=scale,
+    )
+
+
+def _to_112(
+    case_id: str,
+    schema: dict[str, Any],
+    kind: DistributionKind,
+    keywords: list[str],
+    content: dict[str, Any],
+    *,
+    now: datetime,
+    sending: Sending,
+    sequence: int,
+    references: list[str],
+    scale: float,
+) -> OutboundMessage:
+    """A message to 112 in the case's stream, due within the SOP 6 standard."""
     envelope = Envelope(
         distribution_id=sending.new_id(),
         sender_id=sending.sender_id,
         sent_at=now,
         deadline_at=now + c112_deadline(scale),
         status=sending.status,
-        kind=DistributionKind.UPDATE,
-        **_STATUS,
+        kind=kind,
+        **schema,
         case_id=case_id,
         sequence=sequence,
         references=list(references),
         recipient_roles=[RecipientRole.C112],
-        keywords=["kdrt", report.type],
+        keywords=keywords,
         redaction_profile=RecipientRole.C112,
-        content=report.model_dump(mode="json", exclude_none=True),
+        content=content,
     )
     return outbound(Destination.DELIVER, C112_RECIPIENT, envelope)
 
