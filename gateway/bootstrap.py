@@ -28,9 +28,9 @@ from gateway.access import ApiRole
 from gateway.adapters.api import PROBE_ROUTES, ROUTES, add_routes, roles_of_route
 from gateway.adapters.auth import TokenTable, auth_middleware
 from gateway.adapters.http_api import CONTEXT, HttpContext
-from gateway.adapters.http_cases import CASES, CaseHttp
+from gateway.adapters.http_cases import CASES
 from gateway.adapters.http_delivery import DELIVERY, DeliveryContext
-from gateway.adapters.http_subscriptions import SUBSCRIPTIONS, SubscriptionsContext
+from gateway.adapters.http_subscriptions import SUBSCRIPTIONS
 from gateway.adapters.metrics import GatewayMetrics, GaugeSources, OutboxLag
 from gateway.adapters.ops_console import OPS, OpsContext, end_streams
 from gateway.adapters.problems import problem_middleware
@@ -38,7 +38,7 @@ from gateway.adapters.push_client import HttpPusher
 from gateway.adapters.rate_limit import TokenBuckets, rate_limit_middleware
 from gateway.adapters.sealing import Sealer
 from gateway.adapters.slot import Slot
-from gateway.adapters.store_sql import SqlStore
+from gateway.adapters.store import SqlStore
 from gateway.alert_digest import AlertDigest
 from gateway.case_messages import Sending, sla_event_messages
 from gateway.cases import CaseService
@@ -608,8 +608,8 @@ def build_app(
         body_timeout_s=settings.body_timeout_s,
     )
     app[DELIVERY] = DeliveryContext(clock=clock)
-    app[CASES] = CaseHttp()
-    app[SUBSCRIPTIONS] = SubscriptionsContext()
+    app[CASES] = Slot[CaseService]("the case service")
+    app[SUBSCRIPTIONS] = Slot[SubscriptionService]("the subscription service")
     app[OPS] = Slot[OpsContext]("the ops console")
     app.on_shutdown.append(end_streams)
     app[METRICS] = GatewayMetrics(runtime.registry, clock=clock)

@@ -26,8 +26,9 @@ from gateway.adapters.request_body import (
     refused_problem,
 )
 from gateway.adapters.routes import Answer, Route, problem_answer
+from gateway.adapters.slot import Slot
 from gateway.cases import CaseNotFound, CaseService
-from gateway.errors import NotReady, StoreUnavailable
+from gateway.errors import StoreUnavailable
 from gateway.workflow import IllegalTransition, InvalidEvent, StepNotYours
 
 log = structlog.get_logger(__name__)
@@ -38,23 +39,7 @@ CSV_MEDIA_TYPE = "text/csv"
 STAFF = frozenset({ApiRole.SATGAS, ApiRole.HEAD})
 
 
-class CaseHttp:
-    """The case service, bound at startup."""
-
-    def __init__(self) -> None:
-        self._service: CaseService | None = None
-
-    def bind(self, service: CaseService) -> None:
-        self._service = service
-
-    @property
-    def service(self) -> CaseService:
-        if self._service is None:
-            raise NotReady("the gateway is still starting")
-        return self._service
-
-
-CASES = web.AppKey("cases", CaseHttp)
+CASES = web.AppKey("cases", Slot[CaseService])
 
 
 def _json(model: BaseModel, status: int = 200) -> web.Response:
@@ -97,7 +82,7 @@ def _store_down() -> web.Response:
 
 
 async def post_case_event(request: web.Request) -> web.Response:
-    service = request.app[CASES].service
+    service = request.app[CASES].value
     case_id = request.match_info["case_id"]
     try:
         raw = await read_json_bytes(request, MAX_EVENT_BYTES)
@@ -133,7 +118,7 @@ async def post_case_event(request: web.Request) -> web.Response:
 
 
 async def get_case(request: web.Request) -> web.Response:
-    service = request.app[CASES].service
+    service = request.app[CASES].value
     case_id = request.match_info["case_id"]
     try:
         view = await service.view(case_id, full=request[ROLE] in STAFF, reader=request[ROLE].value)
@@ -196,7 +181,7 @@ def _bad_query(exc: _BadQuery) -> web.Response:
 
 
 async def get_sla_report(request: web.Request) -> web.Response:
-    service = request.app[CASES].service
+    service = request.app[CASES].value
     try:
         start, end = _period(request, service.clock())
         report = await service.sla_report(start, end)
@@ -210,7 +195,7 @@ async def get_sla_report(request: web.Request) -> web.Response:
 
 
 async def get_simfoni_export(request: web.Request) -> web.Response:
-    service = request.app[CASES].service
+    service = request.app[CASES].value
     try:
         start, end = _period(request, service.clock())
         export = await service.simfoni_export(start, end)

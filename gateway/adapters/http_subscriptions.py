@@ -34,7 +34,7 @@ from gateway.adapters.request_body import (
     refused_problem,
 )
 from gateway.adapters.routes import Answer, Route, problem_answer
-from gateway.errors import NotReady
+from gateway.adapters.slot import Slot
 from gateway.partners import Subscription
 from gateway.subscriptions import (
     InvalidSubscription,
@@ -50,23 +50,7 @@ MAX_SUBSCRIPTION_BYTES = 16 * 1024
 _UNION_TAGS = frozenset({"webhook", "amqp"})
 
 
-class SubscriptionsContext:
-    """The service the handlers use; bound at startup by the composition root."""
-
-    def __init__(self) -> None:
-        self._service: SubscriptionService | None = None
-
-    def bind(self, service: SubscriptionService) -> None:
-        self._service = service
-
-    @property
-    def service(self) -> SubscriptionService:
-        if self._service is None:
-            raise NotReady("the gateway is still starting")
-        return self._service
-
-
-SUBSCRIPTIONS = web.AppKey("subscriptions_context", SubscriptionsContext)
+SUBSCRIPTIONS = web.AppKey("subscriptions", Slot[SubscriptionService])
 
 
 def _json(model: SubscriptionView | SubscriptionList, status: int = 200) -> web.Response:
@@ -95,7 +79,7 @@ def _invalid(errors: list[FieldError]) -> web.Response:
 
 
 async def post_subscription(request: web.Request) -> web.Response:
-    service = request.app[SUBSCRIPTIONS].service
+    service = request.app[SUBSCRIPTIONS].value
     try:
         raw = await read_json_bytes(request, MAX_SUBSCRIPTION_BYTES)
         body = parse_json(raw)
@@ -130,7 +114,7 @@ async def post_subscription(request: web.Request) -> web.Response:
 
 
 async def list_subscriptions(request: web.Request) -> web.Response:
-    service = request.app[SUBSCRIPTIONS].service
+    service = request.app[SUBSCRIPTIONS].value
     views = [service.view(s) for s in await service.list()]
     return _json(SubscriptionList(subscriptions=views))
 
@@ -140,7 +124,7 @@ Action = Callable[[SubscriptionService, str], Awaitable[Subscription]]
 
 async def _on_one(request: web.Request, action: Action, event: str | None) -> web.Response:
     """Apply ``action`` to the subscription the path names; answer it as it is then."""
-    service = request.app[SUBSCRIPTIONS].service
+    service = request.app[SUBSCRIPTIONS].value
     subscription_id = request.match_info["subscription_id"]
     try:
         subscription = await action(service, subscription_id)
