@@ -16,7 +16,7 @@ from samples import TEST_DATA_KEYS, new_secret, sealer_for_test
 
 from gateway import signing
 from gateway.adapters.simulator_112 import create_simulator_app
-from gateway.adapters.store_sql import SqlStore
+from gateway.adapters.store import SqlStore
 from gateway.bootstrap import RUNTIME, build_app, topology
 from gateway.queue.connection import AmqpConnection
 from gateway.queue.partner_router import PartnerTopology, delete_partner_base

@@ -31,7 +31,7 @@ from standardwebhooks.webhooks import Webhook
 
 from gateway import signing
 from gateway.adapters.simulator_112 import create_simulator_app
-from gateway.adapters.store_sql import SqlStore
+from gateway.adapters.store import SqlStore
 from gateway.bootstrap import RUNTIME, build_app
 
 SEALER = sealer_for_test()

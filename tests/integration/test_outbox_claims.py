@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from samples import sealer_for_test, valid_01_case
 
-from gateway.adapters.store_sql import SqlStore
+from gateway.adapters.store import SqlStore
 from gateway.model import AcceptedReport, Destination, OutboundMessage
 from gateway.queue.relay import OutboxRelay
 

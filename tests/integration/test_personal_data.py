@@ -27,7 +27,7 @@ from samples import (
 
 from gateway import audit, bootstrap, cli
 from gateway.adapters.sealing import Sealer, key_id_of, new_data_key
-from gateway.adapters.store_sql import SqlStore
+from gateway.adapters.store import SqlStore
 from gateway.errors import SealedDataUnreadable
 from gateway.model import AcceptedReport, ParkedSelector
 from gateway.settings import Settings

@@ -34,7 +34,8 @@ from contracts.case import (
 )
 from contracts.problem import FieldError
 from gateway.adapters.sealing import row_aad
-from gateway.adapters.store_sql import SqlStore, load_migrations, split_statements
+from gateway.adapters.store import SqlStore
+from gateway.adapters.store.schema import load_migrations, split_statements
 from gateway.errors import StoreUnavailable
 from gateway.model import (
     AcceptedReport,

@@ -1,0 +1,154 @@
+"""Intake: an accepted report becomes its case, raw report, outbox messages, timers and
+audit row in one transaction, once per source reference; refused input is quarantined."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from gateway import audit
+from gateway.adapters.sealing import Sealer, row_aad
+from gateway.adapters.sql_db import IntegrityViolation, Session
+from gateway.adapters.store.audit import append_to_audit
+from gateway.adapters.store.base import SqlBase
+from gateway.adapters.store.cases import case_columns
+from gateway.adapters.store.outbox import insert_outbox
+from gateway.adapters.store.sql import fetch, run, transaction
+from gateway.adapters.store.time_text import from_text, opt_from_text, opt_text, to_text
+from gateway.adapters.store.timers import insert_timers
+from gateway.errors import StoreUnavailable
+from gateway.model import AcceptedReport, IntakeResult, QuarantinedInput
+
+_INSERT_QUARANTINE = (
+    "INSERT INTO quarantine (id, received_at, source, reason, content_type, errors, raw) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+async def _existing(conn: Session, report: AcceptedReport) -> IntakeResult | None:
+    rows = await fetch(
+        conn,
+        "SELECT c.case_id, c.received_at, c.needs_other_agencies, c.c112_deadline_at "
+        "FROM reports r JOIN cases c ON c.case_id = r.case_id "
+        "WHERE r.source_system = ? AND r.source_reference = ?",
+        (report.source_system, report.source_reference),
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    return IntakeResult(
+        case_id=row["case_id"],
+        duplicate=True,
+        received_at=from_text(row["received_at"]),
+        needs_other_agencies=bool(row["needs_other_agencies"]),
+        c112_deadline_at=opt_from_text(row["c112_deadline_at"]),
+    )
+
+
+async def _insert_report(conn: Session, report: AcceptedReport, sealer: Sealer) -> None:
+    case = report.case
+    received_at = to_text(case.received_at)
+    await run(
+        conn,
+        "INSERT INTO cases (case_id, source_system, source_reference, received_at, "
+        "kecamatan_code, risk_level, needs_other_agencies, c112_deadline_at, data, sealed) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            case.case_id,
+            report.source_system,
+            report.source_reference,
+            received_at,
+            case.location.kecamatan.code,
+            case.risk.level.value,
+            int(case.needs_other_agencies),
+            opt_text(report.c112_deadline_at),
+            *case_columns(case, sealer),
+        ),
+    )
+    await run(
+        conn,
+        "INSERT INTO reports (source_system, source_reference, received_at, raw, case_id) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (
+            report.source_system,
+            report.source_reference,
+            received_at,
+            sealer.seal(report.raw, row_aad("reports", "raw", case.case_id)),
+            case.case_id,
+        ),
+    )
+    await insert_outbox(conn, report.outgoing, case.received_at, sealer)
+    await insert_timers(conn, report.timers, sealer)
+    await append_to_audit(
+        conn,
+        audit.AuditEntry(
+            at=case.received_at,
+            actor=audit.Actor(report.source_system),
+            action=audit.CASE_RECEIVED,
+            case_id=case.case_id,
+            details={"risk": case.risk.level.value, "kecamatan": case.location.kecamatan.code},
+        ),
+    )
+
+
+class IntakeSql(SqlBase):
+    async def accept_report(self, report: AcceptedReport) -> IntakeResult:
+        async with self._session() as conn:
+            try:
+                async with transaction(conn):
+                    existing = await _existing(conn, report)
+                    if existing is not None:
+                        return existing
+                    await _insert_report(conn, report, self._sealer)
+            except IntegrityViolation as exc:
+                existing = await _existing(conn, report)
+                if existing is None:
+                    raise StoreUnavailable(str(exc)) from exc
+                return existing
+        case = report.case
+        return IntakeResult(
+            case_id=case.case_id,
+            duplicate=False,
+            received_at=case.received_at,
+            needs_other_agencies=case.needs_other_agencies,
+            c112_deadline_at=report.c112_deadline_at,
+        )
+
+    async def quarantine(self, item: QuarantinedInput) -> str:
+        quarantine_id = str(uuid.uuid4())
+        errors = json.dumps([{"pointer": e.pointer, "detail": e.detail} for e in item.errors])
+        async with self._session() as conn, transaction(conn):
+            await run(
+                conn,
+                _INSERT_QUARANTINE,
+                (
+                    quarantine_id,
+                    to_text(item.received_at),
+                    item.source,
+                    item.reason,
+                    item.content_type,
+                    errors,
+                    self._sealer.seal(item.raw, row_aad("quarantine", "raw", quarantine_id)),
+                ),
+            )
+        return quarantine_id
+
+    async def quarantined(self, limit: int = 100) -> list[dict[str, object]]:
+        async with self._session() as conn:
+            rows = await fetch(
+                conn,
+                "SELECT id, received_at, source, reason, content_type, errors FROM quarantine "
+                "ORDER BY received_at DESC, id LIMIT ?",
+                (limit,),
+            )
+        return [
+            {
+                "id": row["id"],
+                "received_at": from_text(row["received_at"]),
+                "source": row["source"],
+                "reason": row["reason"],
+                "content_type": row["content_type"],
+                "errors": json.loads(row["errors"]),
+            }
+            for row in rows
+        ]
