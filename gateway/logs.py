@@ -100,7 +100,7 @@ class _GatewayHandler(logging.StreamHandler[TextIO]):
     """The root handler ``configure_logging`` installs (and replaces when called again)."""
 
 
-FOREIGN_LOGGERS = ("aiosqlite", "aiormq", "aio_pika", "asyncpg", "aiohttp", "pamqp", "asyncio")
+FOREIGN_LOGGERS = ("aiormq", "aio_pika", "asyncpg", "aiohttp", "pamqp", "asyncio")
 
 
 def configure_logging(*, json: bool | None, level: str, stream: TextIO | None = None) -> None:

@@ -10,7 +10,6 @@ from gateway.audit import AuditEntry, AuditRow
 from gateway.case_messages import CaseDecision
 from gateway.model import (
     AcceptedReport,
-    AttemptOutcome,
     DeliveryAttempt,
     IntakeResult,
     OutboundMessage,
@@ -83,18 +82,12 @@ class Store(Protocol):
 
     # Delivery: per-case order, the parking lot, receipts
 
-    async def settle(
-        self,
-        *,
-        distribution_id: str,
-        recipient: str,
-        case_id: str,
-        sequence: int,
-        outcome: AttemptOutcome,
-        at: datetime,
+    async def record_delivered(
+        self, attempt: DeliveryAttempt, *, sequence: int, escalation_subjects: Sequence[str]
     ) -> None:
-        """Record that a message reached a final state for a recipient (delivered,
-        parked, gone); later messages of its case may then go."""
+        """In one write: the delivered ``attempt`` in the delivery log, its message
+        settled as delivered, and the escalation timers of ``escalation_subjects``
+        cancelled."""
         ...
 
     async def earlier_unsettled(self, *, case_id: str, recipient: str, sequence: int) -> str | None:

@@ -1,5 +1,5 @@
 """The two databases the store runs on, behind one small interface: SQLite (the embedded
-default, through aiosqlite) and PostgreSQL (through asyncpg).
+default, Python's sqlite3 on the event loop's thread) and PostgreSQL (asyncpg).
 
 The store writes one SQL: ``?`` placeholders, ISO-8601 UTC text times, ``ON CONFLICT``,
 no engine-specific functions. What differs is kept here:
@@ -21,11 +21,10 @@ import contextlib
 import functools
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-import aiosqlite
 import asyncpg
 
 from gateway.errors import StoreUnavailable
@@ -123,44 +122,77 @@ def _sqlite_error(exc: sqlite3.Error) -> Exception:
     return StoreUnavailable(f"sqlite {name}: {exc}")
 
 
+_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+_BUSY_FIRST_WAIT_S = 0.001
+_BUSY_MAX_WAIT_S = 0.05
+
+T = TypeVar("T")
+
+
 class SqliteSession:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    """Statements run on the event loop's own thread: each takes microseconds (a commit
+    with its fsync, well under a millisecond), less than a hop to a worker thread and
+    back. What could block for long is waiting for another process's write lock, so the
+    connection never waits inside SQLite (``busy_timeout`` 0): a busy database is
+    retried here, asleep on the loop, for up to ``busy_timeout_s``."""
+
+    def __init__(self, conn: sqlite3.Connection, busy_timeout_s: float) -> None:
         self._conn = conn
+        self._busy_timeout_s = busy_timeout_s
+
+    async def _call(self, work: Callable[[], T]) -> T:
+        waited = 0.0
+        wait = _BUSY_FIRST_WAIT_S
+        while True:
+            try:
+                return work()
+            except sqlite3.Error as exc:
+                busy = getattr(exc, "sqlite_errorcode", None) in _BUSY_CODES
+                if not busy or waited >= self._busy_timeout_s:
+                    raise _sqlite_error(exc) from exc
+            await asyncio.sleep(wait)
+            waited += wait
+            wait = min(wait * 2, _BUSY_MAX_WAIT_S)
 
     async def run(self, sql: str, params: Sequence[object] = ()) -> int:
-        try:
-            cursor = await self._conn.execute(sql, params)
+        def execute() -> int:
+            cursor = self._conn.execute(sql, params)
             changed = cursor.rowcount
-            await cursor.close()
-        except sqlite3.Error as exc:
-            raise _sqlite_error(exc) from exc
-        return max(changed, 0)
+            cursor.close()
+            return max(changed, 0)
+
+        return await self._call(execute)
 
     async def run_many(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
-        try:
-            cursor = await self._conn.executemany(sql, rows)
-            await cursor.close()
-        except sqlite3.Error as exc:
-            raise _sqlite_error(exc) from exc
+        batch = list(rows)
+
+        def execute() -> None:
+            self._conn.executemany(sql, batch).close()
+
+        await self._call(execute)
 
     async def rows(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
-        try:
-            return list(await self._conn.execute_fetchall(sql, params))
-        except sqlite3.Error as exc:
-            raise _sqlite_error(exc) from exc
+        def fetch() -> list[Row]:
+            cursor = self._conn.execute(sql, params)
+            try:
+                return list(cursor.fetchall())
+            finally:
+                cursor.close()
+
+        return await self._call(fetch)
 
     @contextlib.asynccontextmanager
     async def transaction(self, *, durable: bool = True) -> AsyncIterator[None]:
         if not durable:
             await self.run("PRAGMA synchronous = NORMAL")
-        # BEGIN inside the try: a cancelled wait for the lock may still begin, late
         try:
             await self.run("BEGIN IMMEDIATE")
             yield
             await self.run("COMMIT")
         except BaseException:
-            with contextlib.suppress(StoreUnavailable, IntegrityViolation, ValueError):
-                await self.run("ROLLBACK")
+            if self._conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK").close()
             raise
         finally:
             if not durable:
@@ -175,8 +207,9 @@ class SqliteDatabase:
 
     dialect = "sqlite"
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn: aiosqlite.Connection | None = conn
+    def __init__(self, conn: sqlite3.Connection, busy_timeout_s: float) -> None:
+        self._conn: sqlite3.Connection | None = conn
+        self._busy_timeout_s = busy_timeout_s
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -185,35 +218,36 @@ class SqliteDatabase:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreUnavailable(f"cannot create the store's directory: {exc.strerror}") from exc
+        busy_timeout_s = busy_timeout_ms / 1000
         try:
-            conn = await aiosqlite.connect(path, isolation_level=None)
+            conn = sqlite3.connect(path, isolation_level=None, timeout=0)
         except sqlite3.Error as exc:
             raise _sqlite_error(exc) from exc
         conn.row_factory = sqlite3.Row
-        session = SqliteSession(conn)
+        session = SqliteSession(conn, busy_timeout_s)
         try:
-            await session.run(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            await session.run("PRAGMA busy_timeout = 0")
             await session.run("PRAGMA journal_mode = WAL")
             await session.run("PRAGMA synchronous = FULL")
             await session.run("PRAGMA foreign_keys = ON")
         except BaseException:
-            await conn.close()
+            conn.close()
             raise
-        return cls(conn)
+        return cls(conn, busy_timeout_s)
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
         async with self._lock:
             if self._conn is None:
                 raise StoreUnavailable("the store is closed")
-            yield SqliteSession(self._conn)
+            yield SqliteSession(self._conn, self._busy_timeout_s)
 
     async def close(self) -> None:
         async with self._lock:
             conn, self._conn = self._conn, None
             if conn is not None:
                 with contextlib.suppress(sqlite3.Error):
-                    await conn.close()
+                    conn.close()
 
 
 # ---- PostgreSQL ----

@@ -269,16 +269,15 @@ class DeliveryWorker:
         last = await self._push_with_quick_retries(delivery)
         match last.verdict:
             case Delivered():
-                await self._store.settle(
-                    distribution_id=delivery.message_id,
-                    recipient=self.recipient,
-                    case_id=delivery.case_id,
+                row = self._attempt(delivery, last, AttemptOutcome.DELIVERED)
+                # a failure here settles nothing: the message comes back and is pushed
+                # again with the same webhook-id
+                await self._store.record_delivered(
+                    row,
                     sequence=delivery.sequence,
-                    outcome=AttemptOutcome.DELIVERED,
-                    at=last.at,
+                    escalation_subjects=(delivery.message_id,) if delivery.deadline_at else (),
                 )
-                await self._record(delivery, last, AttemptOutcome.DELIVERED)
-                await self._cancel_escalation(delivery)
+                self._observe(row, delivery)
             case Retry(error_class=error_class) if error_class == CIRCUIT_OPEN:
                 wait_s = self.breaker.remaining_s(self._clock()) if self.breaker else 0.0
                 step = choose_retry_queue(wait_s, self._topology.ladder)
@@ -456,15 +455,6 @@ class DeliveryWorker:
             ),
         )
 
-    async def _cancel_escalation(self, delivery: _Delivery) -> None:
-        if delivery.deadline_at is None:
-            return
-        try:
-            await self._store.cancel_timers(subject=delivery.message_id)
-        except StoreUnavailable:
-            # the at-risk / deadline-missed alarm may then fire for a delivered message
-            log.warning("delivery.escalation_cancel_failed", distribution_id=delivery.message_id)
-
     async def _send_to_retry(self, delivery: _Delivery, last: _Try, step: int) -> None:
         headers = {
             **delivery.headers,
@@ -502,6 +492,33 @@ class DeliveryWorker:
         next_try_at: datetime | None = None,
         reason: str | None = None,
     ) -> None:
+        row = self._attempt(delivery, done, outcome, next_try_at=next_try_at, reason=reason)
+        try:
+            await self._store.record_attempt(row)
+        except StoreUnavailable:
+            # the push already happened; failing the message now would only repeat it
+            log.warning(
+                "delivery.log_write_failed",
+                distribution_id=delivery.message_id,
+                recipient=self.recipient,
+                attempt=done.number,
+            )
+        self._observe(row, delivery)
+
+    def _observe(self, row: DeliveryAttempt, delivery: _Delivery) -> None:
+        if self._observer is not None:
+            self._observer.attempted(row, delivery.deadline_at)
+
+    def _attempt(
+        self,
+        delivery: _Delivery,
+        done: _Try,
+        outcome: AttemptOutcome,
+        *,
+        next_try_at: datetime | None = None,
+        reason: str | None = None,
+    ) -> DeliveryAttempt:
+        """The delivery-log row of a finished push, logged as it is made."""
         error_class = _error_class(done.verdict)
         log.info(
             f"delivery.{outcome.value}",
@@ -512,7 +529,7 @@ class DeliveryWorker:
             status=done.status_code,
             error_class=error_class,
         )
-        row = DeliveryAttempt(
+        return DeliveryAttempt(
             distribution_id=delivery.message_id,
             case_id=delivery.case_id,
             recipient=self.recipient,
@@ -525,18 +542,6 @@ class DeliveryWorker:
             next_try_at=next_try_at,
             reason=reason,
         )
-        try:
-            await self._store.record_attempt(row)
-        except StoreUnavailable:
-            # the push already happened; failing the message now would only repeat it
-            log.warning(
-                "delivery.log_write_failed",
-                distribution_id=delivery.message_id,
-                recipient=self.recipient,
-                attempt=done.number,
-            )
-        if self._observer is not None:
-            self._observer.attempted(row, delivery.deadline_at)
 
     async def _pause(self, reason: str) -> None:
         consumer = self._consumer

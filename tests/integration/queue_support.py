@@ -88,7 +88,7 @@ class FakeStore:
 
     # Delivery: order, parking lot, receipts — in memory
 
-    async def settle(
+    async def _settle(
         self,
         *,
         distribution_id: str,
@@ -149,6 +149,21 @@ class FakeStore:
 
     async def schedule_timers(self, timers: Sequence[Timer]) -> None:
         self.timers.extend(timers)
+
+    async def record_delivered(
+        self, attempt: DeliveryAttempt, *, sequence: int, escalation_subjects: Sequence[str]
+    ) -> None:
+        await self._settle(
+            distribution_id=attempt.distribution_id,
+            recipient=attempt.recipient,
+            case_id=attempt.case_id,
+            sequence=sequence,
+            outcome=attempt.outcome,
+            at=attempt.at,
+        )
+        await self.record_attempt(attempt)
+        for subject in escalation_subjects:
+            await self.cancel_timers(subject=subject)
 
     async def cancel_timers(self, *, subject: str) -> int:
         self.cancelled_timers.append(subject)

@@ -10,11 +10,14 @@ from gateway import audit
 from gateway.adapters.sealing import row_aad
 from gateway.adapters.store.audit import append_to_audit
 from gateway.adapters.store.base import SqlBase
+from gateway.adapters.store.delivery_log import insert_attempts
 from gateway.adapters.store.outbox import insert_outbox
 from gateway.adapters.store.sql import fetch, run, transaction
 from gateway.adapters.store.time_text import from_text, opt_from_text, opt_text, to_text
+from gateway.adapters.store.timers import cancel_subjects
 from gateway.model import (
     AttemptOutcome,
+    DeliveryAttempt,
     Destination,
     OutboundMessage,
     ParkedMessage,
@@ -30,26 +33,32 @@ def _parked_aad(distribution_id: str, recipient: str) -> bytes:
     return row_aad("parked", "body", f"{distribution_id}\x00{recipient}")
 
 
+_SETTLE = (
+    "INSERT INTO delivery_settled (distribution_id, recipient, case_id, sequence, outcome, at) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (distribution_id, recipient) "
+    "DO UPDATE SET outcome = excluded.outcome, at = excluded.at"
+)
+
+
 class DeliverySql(SqlBase):
-    async def settle(
-        self,
-        *,
-        distribution_id: str,
-        recipient: str,
-        case_id: str,
-        sequence: int,
-        outcome: AttemptOutcome,
-        at: datetime,
+    async def record_delivered(
+        self, attempt: DeliveryAttempt, *, sequence: int, escalation_subjects: Sequence[str]
     ) -> None:
         async with self._session() as conn, transaction(conn):
             await run(
                 conn,
-                "INSERT INTO delivery_settled "
-                "(distribution_id, recipient, case_id, sequence, outcome, at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (distribution_id, recipient) "
-                "DO UPDATE SET outcome = excluded.outcome, at = excluded.at",
-                (distribution_id, recipient, case_id, sequence, outcome.value, to_text(at)),
+                _SETTLE,
+                (
+                    attempt.distribution_id,
+                    attempt.recipient,
+                    attempt.case_id,
+                    sequence,
+                    AttemptOutcome.DELIVERED.value,
+                    to_text(attempt.at),
+                ),
             )
+            await insert_attempts(conn, (attempt,))
+            await cancel_subjects(conn, escalation_subjects, attempt.at)
 
     async def earlier_unsettled(self, *, case_id: str, recipient: str, sequence: int) -> str | None:
         async with self._session() as conn:
