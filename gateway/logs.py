@@ -100,9 +100,6 @@ class _GatewayHandler(logging.StreamHandler[TextIO]):
     """The root handler ``configure_logging`` installs (and replaces when called again)."""
 
 
-FOREIGN_LOGGERS = ("aiormq", "aio_pika", "asyncpg", "aiohttp", "pamqp", "asyncio")
-
-
 def configure_logging(*, json: bool | None, level: str, stream: TextIO | None = None) -> None:
     """Configure structlog and the standard-library root logger; ``json=None`` decides by TTY."""
     numeric = logging.getLevelNamesMapping().get(level.upper())
@@ -152,8 +149,7 @@ def configure_logging(*, json: bool | None, level: str, stream: TextIO | None = 
     for old in [h for h in root.handlers if isinstance(h, _GatewayHandler)]:
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(numeric)
-    # Libraries log their arguments at debug level (SQL parameters, AMQP frames): those
-    # hold whole reports, which no scrubber can see into. They speak from WARNING up.
-    for name in FOREIGN_LOGGERS:
-        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+    # Only libraries log through the standard library (the gateway logs with structlog),
+    # and at debug level they log their arguments (SQL parameters, AMQP frames, HTTP
+    # bodies): whole reports, which no scrubber can see into. They speak from WARNING up.
+    root.setLevel(max(numeric, logging.WARNING))

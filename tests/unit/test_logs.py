@@ -250,3 +250,15 @@ def test_scrub_text(text: str, scrubbed: str) -> None:
 )
 def test_times_and_numbers_that_are_not_phones_survive(text: str) -> None:
     assert scrub_text(text) == text
+
+
+def test_any_library_speaks_from_warning_up_even_at_debug(captured: io.StringIO) -> None:
+    configure_logging(json=True, level="debug", stream=captured)
+    library = logging.getLogger("some.library.nobody.listed")
+
+    library.debug("Remote response: data=Korban Uji 081200007801")
+    library.info("connected with Korban Uji")
+    library.warning("gave up")
+
+    lines = [json.loads(line) for line in captured.getvalue().splitlines()]
+    assert [line["event"] for line in lines] == ["gave up"]
