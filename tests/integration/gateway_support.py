@@ -2,9 +2,11 @@
 
 import asyncio
 import os
+import signal
+import subprocess
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +14,7 @@ from typing import Any
 
 from aio_pika.abc import AbstractChannel
 from aiohttp.test_utils import TestClient, TestServer
+from log_scan import RUN_SCAN
 from samples import TEST_DATA_KEYS, new_secret, sealer_for_test
 
 from gateway import signing
@@ -68,6 +71,38 @@ def serve_env(**values: str) -> dict[str, str]:
     env.update(GATEWAY_AMQP_URL=AMQP_URL, GATEWAY_DATA_KEYS=TEST_DATA_KEYS, GATEWAY_LOG_JSON="true")
     env.update(values)
     return env
+
+
+@contextmanager
+def serving(tmp_path: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """``gateway serve`` in a process of its own with ``env`` (from ``serve_env``), for
+    blocking tests; then stopped, its log fed to the run's log scan and its namespace
+    deleted. The caller waits for it to answer."""
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(Path(__file__).parents[2] / ".venv/bin/gateway"), "serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield process
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    RUN_SCAN.write(log_path.read_text(encoding="utf-8", errors="replace"))
+    settings = settings_for_test(
+        tmp_path,
+        namespace=env["GATEWAY_NAMESPACE"],
+        database_url=env["GATEWAY_DATABASE_URL"],
+    )
+    asyncio.run(delete_namespace(settings))
 
 
 def settings_for_test(tmp_path: Path, **overrides: Any) -> Settings:

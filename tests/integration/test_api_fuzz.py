@@ -7,10 +7,7 @@ fixture reports go in first, so there are cases to look at; the process's log fi
 goes through the whole-run log scan at the end.
 """
 
-import asyncio
 import json
-import signal
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -24,9 +21,8 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
-from gateway_support import delete_namespace, serve_env, settings_for_test
+from gateway_support import serve_env, serving
 from hypothesis import HealthCheck, given, settings
-from log_scan import RUN_SCAN
 from queue_support import unused_port
 from samples import INVALID_SAMPLES, VALID_SAMPLES, fixture_bytes, new_secret
 from schemathesis import checks
@@ -37,7 +33,6 @@ from gateway.access import ApiRole
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).parents[2]
 EXAMPLES_PER_OPERATION = 25
 SIGNED_SCHEME = "inboundWebhook"
 CHECKS = [
@@ -80,36 +75,10 @@ def served(tmp_path: Path) -> Iterator[Served]:
         GATEWAY_RATE_LIMIT_PER_S="10000",
         GATEWAY_RATE_LIMIT_BURST="10000",
     )
-    log = (tmp_path / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [str(ROOT / ".venv/bin/gateway"), "serve"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     base = f"http://127.0.0.1:{port}"
-    try:
+    with serving(tmp_path, env):
         _wait_up(base)
         yield Served(base, inbound, c112, tokens)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-        RUN_SCAN.write((tmp_path / "serve.log").read_text(encoding="utf-8", errors="replace"))
-        asyncio.run(
-            delete_namespace(
-                settings_for_test(
-                    tmp_path,
-                    namespace=namespace,
-                    database_url=f"sqlite:///{tmp_path / 'gw.sqlite3'}",
-                )
-            )
-        )
 
 
 def _wait_up(base: str) -> None:

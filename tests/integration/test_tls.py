@@ -1,8 +1,6 @@
 """TLS: `gateway serve` speaks HTTPS with the configured certificate; amqps:// URLs pass."""
 
-import asyncio
 import json
-import signal
 import ssl
 import subprocess
 import time
@@ -13,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gateway_support import delete_namespace, serve_env, settings_for_test
+from gateway_support import serve_env, serving, settings_for_test
 from pydantic import ValidationError
 from queue_support import unused_port
 
@@ -22,8 +20,6 @@ from gateway.queue.connection import AmqpConnection
 from gateway.settings import Settings
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).parents[2]
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
@@ -67,25 +63,8 @@ def tls_gateway(tmp_path: Path) -> Iterator[tuple[int, Path]]:
         GATEWAY_TLS_CERT_FILE=str(cert),
         GATEWAY_TLS_KEY_FILE=str(key),
     )
-    log = (tmp_path / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [str(ROOT / ".venv/bin/gateway"), "serve"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    with serving(tmp_path, env):
         yield port, cert
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-        asyncio.run(delete_namespace(settings_for_test(tmp_path, namespace=namespace)))
 
 
 def _get(url: str, context: ssl.SSLContext | None) -> tuple[int, bytes]:
