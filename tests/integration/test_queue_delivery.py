@@ -25,7 +25,7 @@ from standardwebhooks import Webhook
 from gateway.model import AttemptOutcome, Destination, OutboundMessage, PushResponse
 from gateway.ports import Pusher
 from gateway.queue.delivery_worker import DeliveryWorker, QuickRetry, RecipientEndpoint
-from gateway.queue.publisher import Publisher
+from gateway.queue.publisher import Publisher, PublishFailed
 from gateway.queue.topology import Topology
 
 pytestmark = pytest.mark.integration
@@ -79,6 +79,20 @@ class Rig:
 
 
 RigFactory = Callable[..., Awaitable[Rig]]
+
+
+async def send_once_reconnected(r: Rig, message_id: str, *, timeout_s: float = 15.0) -> None:
+    """Publish as the outbox relay does after a dropped connection: until confirmed."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            try:
+                await r.send(message_id)
+            except PublishFailed as failed:
+                if failed.reason != "connection":
+                    raise
+                await asyncio.sleep(0.2)
+            else:
+                return
 
 
 @pytest.fixture
@@ -337,7 +351,7 @@ async def test_the_worker_consumes_again_after_the_broker_drops_its_connection(
     await r.recipient.wait_for(1)
 
     await close_broker_connection(f"test-{r.broker.ns}")
-    await r.send("msg-2")
+    await send_once_reconnected(r, "msg-2")
 
     await r.recipient.wait_for(2, timeout_s=15)
     await r.store.wait_for_attempts(2)
