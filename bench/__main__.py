@@ -40,6 +40,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--work-dir", type=Path, help="keep logs and the SQLite file here")
     parser.add_argument("--conditions", default="", help="how quiet the machine was")
+    parser.add_argument(
+        "--profile-gateway",
+        type=Path,
+        help="run the gateway under cProfile and write its stats here when it stops",
+    )
     parser.add_argument("--smoke-rate", type=float, default=20.0)
     parser.add_argument("--smoke-seconds", type=float, default=3.0)
     parser.add_argument("--step-seconds", type=float, default=8.0)
@@ -64,6 +69,12 @@ def _save(args: argparse.Namespace, results: dict[str, Any]) -> None:
         args.json_out.write_text(json.dumps(results, indent=2) + "\n")
 
 
+def gateway_command(profile: Path | None) -> list[str]:
+    if profile is None:
+        return [str(ROOT / ".venv" / "bin" / "gateway"), "serve"]
+    return python_module("cProfile", "-o", str(profile.resolve()), "-m", "gateway.cli", "serve")
+
+
 async def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
     wanted = args.scenario
     port = unused_port()
@@ -80,7 +91,7 @@ async def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
     try:
         await receiver.wait_ready(f"{bench.receiver.base_url}/_bench/count")
         bench.gateway = await start_gateway(
-            work_dir, bench.receiver.url, ROOT / ".venv" / "bin" / "gateway"
+            work_dir, bench.receiver.url, gateway_command(args.profile_gateway)
         )
         if {"smoke", "rising", "fixed"} & set(wanted):
             bench.baseline = await start_baseline(work_dir, bench.receiver.url)

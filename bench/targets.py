@@ -5,6 +5,7 @@ import asyncio
 import base64
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,7 @@ class Target:
         return Meter(self.service.pid)
 
 
-async def start_gateway(work_dir: Path, receiver_url: str, gateway_bin: Path) -> Target:
+async def start_gateway(work_dir: Path, receiver_url: str, command: Sequence[str]) -> Target:
     port = unused_port()
     namespace = f"bench{uuid.uuid4().hex[:8]}"
     inbound = new_secret()
@@ -65,7 +66,7 @@ async def start_gateway(work_dir: Path, receiver_url: str, gateway_bin: Path) ->
         GATEWAY_RATE_LIMIT_PER_S=str(UNLIMITED),
         GATEWAY_RATE_LIMIT_BURST=str(UNLIMITED),
     )
-    service = Service("gateway", [str(gateway_bin), "serve"], env, work_dir)
+    service = Service("gateway", command, env, work_dir)
     base_url = f"http://{LOOPBACK}:{port}"
     target = Target("gateway", service, base_url, inbound, True, namespace)
     try:

@@ -6,7 +6,10 @@ sealed beside it until the retention purge drops the sealed copy. Sensitivity cl
 come from the ``x-sensitivity`` markers of the contracts.
 """
 
+import copy
+import functools
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,25 +36,46 @@ class _Unkeepable(Exception):
     """A required field is personal: the object cannot exist without personal data."""
 
 
-def _kept(value: Any, info: FieldInfo) -> Any:
+@dataclass(frozen=True, slots=True)
+class _Field:
+    name: str
+    personal: bool
+    required: bool
+    info: FieldInfo
+
+    def default(self) -> Any:
+        # FieldInfo.get_default inspects the factory's signature on every call
+        factory = self.info.default_factory
+        return factory() if factory is not None else copy.deepcopy(self.info.default)  # type: ignore[call-arg]
+
+
+@functools.cache
+def _fields(model: type[BaseModel]) -> tuple[_Field, ...]:
+    return tuple(
+        _Field(name, _marker(info) in PERSONAL, info.is_required(), info)
+        for name, info in model.model_fields.items()
+    )
+
+
+def _kept(value: Any, field: _Field) -> Any:
     if isinstance(value, BaseModel):
         return _stripped(value)
     if isinstance(value, list) and value and isinstance(value[0], BaseModel):
         return [_stripped(item) for item in value]
-    if value is not None and _marker(info) in PERSONAL:
+    if value is not None and field.personal:
         raise _Unkeepable
     return value
 
 
 def _stripped(model: BaseModel) -> BaseModel:
     values: dict[str, Any] = {}
-    for name, info in type(model).model_fields.items():
+    for field in _fields(type(model)):
         try:
-            values[name] = _kept(getattr(model, name), info)
+            values[field.name] = _kept(getattr(model, field.name), field)
         except _Unkeepable:
-            if info.is_required():
+            if field.required:
                 raise
-            values[name] = info.get_default(call_default_factory=True)
+            values[field.name] = field.default()
     # every value is the model's own or its field's default: nothing to validate again
     return type(model).model_construct(**values)
 

@@ -77,6 +77,8 @@ class _Table:
     kelurahan: Mapping[str, Kelurahan]  # by code
     kecamatan_keys: Mapping[str, str]  # folded spelling → kecamatan code
     kelurahan_keys: Mapping[str, str]  # folded spelling → kelurahan code
+    kelurahan_keys_in: Mapping[str, Mapping[str, str]]  # kecamatan code → its spellings
+    kelurahan_names: Mapping[str, str]  # kelurahan code → official name
 
 
 def _spellings(name: str) -> set[str]:
@@ -99,7 +101,11 @@ def _table() -> _Table:
         kelurahan[row["kode_kelurahan"]] = Kelurahan(row["kode_kelurahan"], row["kelurahan"], kec)
     kecamatan_keys = {key: k.code for k in kecamatan.values() for key in _spellings(k.name)}
     kelurahan_keys = {key: k.code for k in kelurahan.values() for key in _spellings(k.name)}
-    return _Table(kecamatan, kelurahan, kecamatan_keys, kelurahan_keys)
+    kelurahan_keys_in: dict[str, dict[str, str]] = {code: {} for code in kecamatan}
+    for k in kelurahan.values():
+        kelurahan_keys_in[k.kecamatan.code].update(dict.fromkeys(_spellings(k.name), k.code))
+    names = {code: k.name for code, k in kelurahan.items()}
+    return _Table(kecamatan, kelurahan, kecamatan_keys, kelurahan_keys, kelurahan_keys_in, names)
 
 
 def _one_edit_apart(a: str, b: str) -> bool:
@@ -176,15 +182,8 @@ def find_kelurahan(name: str, kecamatan: Kecamatan | None = None) -> Kelurahan:
     """The kelurahan ``name`` means; inside ``kecamatan`` when that is given."""
     table = _table()
     folded = fold(name)
-    names = {c: k.name for c, k in table.kelurahan.items()}
-    if kecamatan is None:
-        scope = table.kelurahan_keys
-    else:
-        scope = {
-            key: code
-            for key, code in table.kelurahan_keys.items()
-            if table.kelurahan[code].kecamatan.code == kecamatan.code
-        }
+    names = table.kelurahan_names
+    scope = table.kelurahan_keys if kecamatan is None else table.kelurahan_keys_in[kecamatan.code]
     code = _match(folded, scope) if folded else None
     if code is not None:
         return table.kelurahan[code]

@@ -11,6 +11,7 @@ for a lease (``CLAIM_LEASE_S``), so no row is published twice while its relay li
 and the rows of a relay that died are taken over when their lease has passed.
 """
 
+import asyncio
 from typing import Protocol
 
 import structlog
@@ -63,8 +64,12 @@ class OutboxRelay:
     async def drain(self) -> int:
         """Publish every pending row; answers how many were published.
 
-        Stops at the first failure so order is kept; raises ``PublishFailed`` or the
-        store's error after marking the rows confirmed before it.
+        A claimed batch is published in one go and its confirms awaited together: the
+        channel sends the messages in the order they were handed to it, and the broker
+        keeps that order. The rows up to the first failure count as published; that
+        failure is raised (``PublishFailed`` or the store's error) and the rest are
+        published again later, so none overtakes it for good (a copy that got through
+        meanwhile reaches its recipient twice, under the same id).
         """
         published = 0
         while True:
@@ -73,18 +78,20 @@ class OutboxRelay:
             )
             confirmed: list[int] = []
             try:
-                for row in rows:
-                    try:
-                        await self._publisher.publish(row.message)
-                    except Exception as exc:
+                outcomes = await asyncio.gather(
+                    *(self._publisher.publish(row.message) for row in rows),
+                    return_exceptions=True,
+                )
+                for row, outcome in zip(rows, outcomes, strict=True):
+                    if isinstance(outcome, BaseException):
                         log.warning(
                             "outbox.publish_failed",
                             outbox_id=row.id,
                             distribution_id=row.message.message_id,
                             case_id=row.message.case_id,
-                            error_class=_error_class(exc),
+                            error_class=_error_class(outcome),
                         )
-                        raise
+                        raise outcome
                     confirmed.append(row.id)
             finally:
                 if confirmed:
@@ -116,6 +123,6 @@ class OutboxRelay:
         await self._loop.stop()
 
 
-def _error_class(exc: Exception) -> str:
+def _error_class(exc: BaseException) -> str:
     reason = exc.reason if isinstance(exc, PublishFailed) else None
     return reason or type(exc).__name__

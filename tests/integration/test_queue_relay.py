@@ -2,7 +2,14 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from queue_support import Broker, FakeStore, close_broker_connection, next_message, utcnow
+from queue_support import (
+    Broker,
+    FakeStore,
+    close_broker_connection,
+    message_count,
+    next_message,
+    utcnow,
+)
 
 from gateway.model import Destination, OutboundMessage, OutboxRow
 from gateway.queue.publisher import Publisher
@@ -86,10 +93,37 @@ async def test_rows_stay_pending_while_publishing_fails(broker: Broker) -> None:
         assert await take(broker, topology, 1) == ["msg-1"]
         await asyncio.sleep(0.5)
 
-        assert set(store.published) == {1}
+        assert set(store.published) == {1}, "nothing after the failed row counts as published"
         store.outbox[1] = row(2)
-        assert await take(broker, topology, 2) == ["msg-2", "msg-3"]
         await settled(store, {1, 2, 3})
+        # msg-3 went out beside the failing msg-2 and goes out again after it: the
+        # worker's per-case order guard, not the broker, keeps 3 from overtaking 2
+        left = await message_count(broker.connection, topology.deliver_queue("c112"))
+        arrived = await take(broker, topology, left)
+        assert "msg-2" in arrived
+        assert arrived[arrived.index("msg-2") + 1 :] == ["msg-3"]
+    finally:
+        await relay.stop()
+
+
+async def test_a_large_batch_is_published_in_order(broker: Broker) -> None:
+    topology = await broker.topology()
+    store = FakeStore()
+    relay = OutboxRelay(
+        store,
+        Publisher(broker.connection, topology),
+        claimant="test",
+        poll_interval_s=60,
+        batch=500,
+        clock=utcnow,
+    )
+    relay.start()
+    try:
+        store.outbox.extend(row(i) for i in range(1, 1001))
+        relay.wake()
+
+        await settled(store, set(range(1, 1001)))
+        assert await take(broker, topology, 1000) == [f"msg-{i}" for i in range(1, 1001)]
     finally:
         await relay.stop()
 

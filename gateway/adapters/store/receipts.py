@@ -75,9 +75,11 @@ class ReceiptSql(SqlBase):
         """Record a verified inbound message; ``False`` when it was taken before.
 
         Rows whose ``keep_until`` has passed are dropped on the way: their signatures
-        are outside the tolerance and would be refused anyway.
+        are outside the tolerance and would be refused anyway. The commit does not wait
+        for the disk: the report's own durable commit, which follows, writes it too, and a
+        replay that a power cut let through is answered as a duplicate of its report.
         """
-        async with self._session() as conn, transaction(conn):
+        async with self._session() as conn, transaction(conn, durable=False):
             await run(
                 conn, "DELETE FROM seen_webhook_ids WHERE keep_until < ?", (to_text(seen_at),)
             )
