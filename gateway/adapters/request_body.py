@@ -65,41 +65,44 @@ def _pointer_part(key: str | int) -> str:
     return str(key).replace("~", "~0").replace("/", "~1")
 
 
+def _pointer(path: tuple[str | int, ...]) -> str:
+    return "".join(f"/{_pointer_part(key)}" for key in path)
+
+
 def _limit_errors(value: Any, limits: JsonLimits) -> list[FieldError]:
     """Every place ``value`` breaks ``limits``, named by JSON pointer; never the value."""
     errors: list[FieldError] = []
-    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+
+    def refuse(path: tuple[str | int, ...], detail: str) -> None:
+        errors.append(FieldError(pointer=_pointer(path), detail=detail))
+
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
     while stack and len(errors) < MAX_REPORTED_ERRORS:
-        node, pointer, depth = stack.pop()
+        node, path = stack.pop()
         if isinstance(node, str):
             if len(node) > limits.max_string_chars:
-                detail = f"longer than {limits.max_string_chars} characters"
-                errors.append(FieldError(pointer=pointer, detail=detail))
+                refuse(path, f"longer than {limits.max_string_chars} characters")
             continue
         if not isinstance(node, dict | list):
             continue
-        if depth >= limits.max_depth:
-            detail = f"nests deeper than {limits.max_depth} levels"
-            errors.append(FieldError(pointer=pointer, detail=detail))
+        if len(path) >= limits.max_depth:
+            refuse(path, f"nests deeper than {limits.max_depth} levels")
             continue
         if isinstance(node, list):
             if len(node) > limits.max_array_items:
-                detail = f"has more than {limits.max_array_items} items"
-                errors.append(FieldError(pointer=pointer, detail=detail))
+                refuse(path, f"has more than {limits.max_array_items} items")
                 continue
             children: list[tuple[str | int, Any]] = list(enumerate(node))
         else:
             if len(node) > limits.max_object_members:
-                detail = f"has more than {limits.max_object_members} members"
-                errors.append(FieldError(pointer=pointer, detail=detail))
+                refuse(path, f"has more than {limits.max_object_members} members")
                 continue
             if any(len(key) > limits.max_key_chars for key in node):
-                detail = f"has a key longer than {limits.max_key_chars} characters"
-                errors.append(FieldError(pointer=pointer, detail=detail))
+                refuse(path, f"has a key longer than {limits.max_key_chars} characters")
                 continue
             children = list(node.items())
         for key, child in reversed(children):
-            stack.append((child, f"{pointer}/{_pointer_part(key)}", depth + 1))
+            stack.append((child, (*path, key)))
     return errors
 
 
