@@ -22,7 +22,6 @@ import functools
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -131,27 +130,22 @@ T = TypeVar("T")
 
 
 class SqliteSession:
-    """Statements run on the event loop's own thread: each takes microseconds, less than
-    a hop to a worker thread and back. A ``COMMIT`` is the exception: it waits for the
-    disk (an fsync, and now and then a WAL checkpoint), so it runs on the database's
-    commit thread while the loop goes on with other requests; the session's lock keeps
-    everyone else off the connection meanwhile. Waiting for another process's write lock
-    could block too, so the connection never waits inside SQLite (``busy_timeout`` 0): a
-    busy database is retried here, asleep on the loop, for up to ``busy_timeout_s``."""
+    """Statements run on the event loop's own thread: each takes microseconds (a commit
+    with its fsync, well under a millisecond), less than a hop to a worker thread and
+    back. What could block for long is waiting for another process's write lock, so the
+    connection never waits inside SQLite (``busy_timeout`` 0): a busy database is
+    retried here, asleep on the loop, for up to ``busy_timeout_s``."""
 
-    def __init__(
-        self, conn: sqlite3.Connection, busy_timeout_s: float, committer: ThreadPoolExecutor
-    ) -> None:
+    def __init__(self, conn: sqlite3.Connection, busy_timeout_s: float) -> None:
         self._conn = conn
         self._busy_timeout_s = busy_timeout_s
-        self._committer = committer
 
-    async def _call(self, work: Callable[[], T], *, off_loop: bool = False) -> T:
+    async def _call(self, work: Callable[[], T]) -> T:
         waited = 0.0
         wait = _BUSY_FIRST_WAIT_S
         while True:
             try:
-                return await self._on_commit_thread(work) if off_loop else work()
+                return work()
             except sqlite3.Error as exc:
                 busy = getattr(exc, "sqlite_errorcode", None) in _BUSY_CODES
                 if not busy or waited >= self._busy_timeout_s:
@@ -159,18 +153,6 @@ class SqliteSession:
             await asyncio.sleep(wait)
             waited += wait
             wait = min(wait * 2, _BUSY_MAX_WAIT_S)
-
-    async def _on_commit_thread(self, work: Callable[[], T]) -> T:
-        """``work()`` on the commit thread. Cancelled meanwhile, it still waits for the
-        thread to finish: the connection must not be touched while the thread holds it."""
-        future = asyncio.get_running_loop().run_in_executor(self._committer, work)
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            while not future.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait([future])
-            raise
 
     async def run(self, sql: str, params: Sequence[object] = ()) -> int:
         def execute() -> int:
@@ -206,7 +188,7 @@ class SqliteSession:
         try:
             await self.run("BEGIN IMMEDIATE")
             yield
-            await self._call(lambda: self._conn.execute("COMMIT").close(), off_loop=True)
+            await self.run("COMMIT")
         except BaseException:
             if self._conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
@@ -229,7 +211,6 @@ class SqliteDatabase:
         self._conn: sqlite3.Connection | None = conn
         self._busy_timeout_s = busy_timeout_s
         self._lock = asyncio.Lock()
-        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-commit")
 
     @classmethod
     async def open(cls, path: Path, busy_timeout_ms: int) -> SqliteDatabase:
@@ -239,30 +220,27 @@ class SqliteDatabase:
             raise StoreUnavailable(f"cannot create the store's directory: {exc.strerror}") from exc
         busy_timeout_s = busy_timeout_ms / 1000
         try:
-            conn = sqlite3.connect(
-                path, isolation_level=None, timeout=0, check_same_thread=False
-            )
+            conn = sqlite3.connect(path, isolation_level=None, timeout=0)
         except sqlite3.Error as exc:
             raise _sqlite_error(exc) from exc
         conn.row_factory = sqlite3.Row
-        database = cls(conn, busy_timeout_s)
+        session = SqliteSession(conn, busy_timeout_s)
         try:
-            async with database.session() as session:
-                await session.run("PRAGMA busy_timeout = 0")
-                await session.run("PRAGMA journal_mode = WAL")
-                await session.run("PRAGMA synchronous = FULL")
-                await session.run("PRAGMA foreign_keys = ON")
+            await session.run("PRAGMA busy_timeout = 0")
+            await session.run("PRAGMA journal_mode = WAL")
+            await session.run("PRAGMA synchronous = FULL")
+            await session.run("PRAGMA foreign_keys = ON")
         except BaseException:
-            await database.close()
+            conn.close()
             raise
-        return database
+        return cls(conn, busy_timeout_s)
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
         async with self._lock:
             if self._conn is None:
                 raise StoreUnavailable("the store is closed")
-            yield SqliteSession(self._conn, self._busy_timeout_s, self._committer)
+            yield SqliteSession(self._conn, self._busy_timeout_s)
 
     async def close(self) -> None:
         async with self._lock:
@@ -270,7 +248,6 @@ class SqliteDatabase:
             if conn is not None:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
-            self._committer.shutdown(wait=False)
 
 
 # ---- PostgreSQL ----
