@@ -95,6 +95,11 @@ class Store(Protocol):
         is not settled yet, or ``None`` when nothing earlier is outstanding."""
         ...
 
+    async def already_delivered(self, *, distribution_id: str, recipient: str) -> bool:
+        """Whether this message reached this recipient before (a copy the relay published
+        twice, or one the broker redelivered after its push went through)."""
+        ...
+
     async def enqueue_outbound(self, messages: Sequence[OutboundMessage]) -> None:
         """Add outbox rows for messages made after intake (status reports, replays)."""
         ...

@@ -17,7 +17,9 @@ Order: messages of one case are pushed one at a time, and a message is pushed on
 when the store says every earlier message of its case for this recipient is settled
 (delivered, parked or gone); otherwise it is deferred to the shortest retry step
 without counting as an attempt. So a later sequence never overtakes an earlier one
-that sits in the retry ladder, even with several worker processes.
+that sits in the retry ladder, even with several worker processes. A copy of a message
+this recipient already has (published twice, or redelivered after its push went through)
+is acked without a push.
 
 Circuit breaker: after ``threshold`` consecutive failed pushes the worker stops
 consuming (its queue keeps filling in the broker) and defers what it holds; after
@@ -259,6 +261,17 @@ class DeliveryWorker:
                 self._idle.set()
 
     async def _deliver(self, message: AbstractIncomingMessage, delivery: _Delivery) -> None:
+        if await self._store.already_delivered(
+            distribution_id=delivery.message_id, recipient=self.recipient
+        ):
+            log.info(
+                "delivery.copy_skipped",
+                distribution_id=delivery.message_id,
+                case_id=delivery.case_id,
+                recipient=self.recipient,
+            )
+            await message.ack()
+            return
         earlier = await self._store.earlier_unsettled(
             case_id=delivery.case_id, recipient=self.recipient, sequence=delivery.sequence
         )

@@ -113,6 +113,9 @@ class FakeStore:
                 return m.message_id
         return None
 
+    async def already_delivered(self, *, distribution_id: str, recipient: str) -> bool:
+        return self.settled.get((distribution_id, recipient)) is AttemptOutcome.DELIVERED
+
     async def enqueue_outbound(self, messages: Sequence[OutboundMessage]) -> None:
         for message in messages:
             self.outbox.append(OutboxRow(len(self.outbox) + 1, message))

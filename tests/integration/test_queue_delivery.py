@@ -164,6 +164,23 @@ async def test_delivers_a_signed_push_and_acks(rig: RigFactory) -> None:
     assert await message_count(r.broker.connection, r.topology.deliver_queue("c112")) == 0
 
 
+async def test_a_copy_of_a_delivered_message_is_acked_without_a_push(rig: RigFactory) -> None:
+    r = await rig()
+    await r.send("msg-1")
+    await r.recipient.wait_for(1)
+    await r.store.wait_for_attempts(1)
+
+    await r.send("msg-1")  # as the relay does when a confirm came too late
+    await r.send("msg-2", seq=2)
+
+    await r.recipient.wait_for(2)
+    await r.store.wait_for_attempts(2)
+    await r.worker.stop()
+    assert [m.headers["webhook-id"] for m in r.recipient.received] == ["msg-1", "msg-2"]
+    assert [a.distribution_id for a in r.store.attempts] == ["msg-1", "msg-2"]
+    assert await message_count(r.broker.connection, r.topology.deliver_queue("c112")) == 0
+
+
 async def test_a_503_is_retried_in_process_then_delivered(rig: RigFactory) -> None:
     r = await rig(Reply(503, "busy"))
 

@@ -383,6 +383,28 @@ async def test_delivery_log_round_trip(store: SqlStore) -> None:
     assert logged[1].at.utcoffset() == timedelta(0)
 
 
+async def test_a_message_counts_as_already_delivered_only_to_the_recipient_that_has_it(
+    store: SqlStore,
+) -> None:
+    delivered = DeliveryAttempt(
+        distribution_id="d-1",
+        case_id="case-a",
+        recipient="c112",
+        attempt=1,
+        at=T0,
+        outcome=AttemptOutcome.DELIVERED,
+        latency_ms=12.0,
+        status_code=200,
+    )
+    assert not await store.already_delivered(distribution_id="d-1", recipient="c112")
+
+    await store.record_delivered(delivered, sequence=1, escalation_subjects=())
+
+    assert await store.already_delivered(distribution_id="d-1", recipient="c112")
+    assert not await store.already_delivered(distribution_id="d-1", recipient="police")
+    assert not await store.already_delivered(distribution_id="d-2", recipient="c112")
+
+
 async def test_get_case_of_an_unknown_id_is_none(store: SqlStore) -> None:
     assert await store.get_case("urn:tangerangkota:kdrt:01JDXK7Q2M8W3V5T9R6N4B2C1A") is None
 

@@ -73,6 +73,16 @@ class DeliverySql(SqlBase):
             )
         return str(rows[0]["message_id"]) if rows else None
 
+    async def already_delivered(self, *, distribution_id: str, recipient: str) -> bool:
+        async with self._session() as conn:
+            rows = await fetch(
+                conn,
+                "SELECT 1 FROM delivery_settled "
+                "WHERE distribution_id = ? AND recipient = ? AND outcome = ?",
+                (distribution_id, recipient, AttemptOutcome.DELIVERED.value),
+            )
+        return bool(rows)
+
     async def enqueue_outbound(self, messages: Sequence[OutboundMessage]) -> None:
         if not messages:
             return
