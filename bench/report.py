@@ -224,7 +224,9 @@ def render(results: dict[str, Any], img_dir: Path, doc_dir: Path) -> str:
         "the run) or `make bench-smoke` (a few seconds at 20 reports/s against both). One "
         "scenario: `.venv/bin/python -m bench rising|fixed|backlog|memory "
         "--markdown docs/performance.md`; every limit and rate is a flag (`--help`). "
-        "The raw figures of the run below are in `bench/results/latest.json`.",
+        "The raw figures of the run below are in `bench/results/latest.json`. "
+        "`--profile-gateway FILE` runs the gateway under cProfile and writes its stats "
+        "to FILE when it stops (`python -m pstats FILE`).",
         "",
         "## Machine and conditions",
         "",

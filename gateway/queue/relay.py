@@ -16,7 +16,7 @@ from typing import Protocol
 
 import structlog
 
-from gateway.model import OutboundMessage
+from gateway.model import OutboundMessage, OutboxRow
 from gateway.ports import Clock, Store
 from gateway.queue.publisher import PublishFailed
 from gateway.wake_loop import BACKOFF_MAX_S, WakeLoop
@@ -24,6 +24,9 @@ from gateway.wake_loop import BACKOFF_MAX_S, WakeLoop
 log = structlog.get_logger()
 
 CLAIM_LEASE_S = 30.0
+# Publishes awaiting their confirms at once. Each confirm must come within the
+# publisher's timeout, and on a busy loop a whole claimed batch of them did not.
+PUBLISH_WINDOW = 16
 
 
 class OutboundPublisher(Protocol):
@@ -39,15 +42,17 @@ class OutboxRelay:
         claimant: str,
         poll_interval_s: float,
         batch: int = 100,
+        window: int = PUBLISH_WINDOW,
         clock: Clock,
         backoff_max_s: float = BACKOFF_MAX_S,
     ) -> None:
-        if batch < 1:
-            raise ValueError("batch must be at least 1")
+        if batch < 1 or window < 1:
+            raise ValueError("batch and window must be at least 1")
         self._store = store
         self._claimant = claimant
         self._publisher = publisher
         self._batch = batch
+        self._window = window
         self._clock = clock
         self._loop = WakeLoop(
             "outbox-relay",
@@ -64,10 +69,10 @@ class OutboxRelay:
     async def drain(self) -> int:
         """Publish every pending row; answers how many were published.
 
-        A claimed batch is published in one go and its confirms awaited together: the
-        channel sends the messages in the order they were handed to it, and the broker
-        keeps that order. The rows up to the first failure count as published; that
-        failure is raised (``PublishFailed`` or the store's error) and the rest are
+        A claimed batch is published ``window`` messages at a time, their confirms
+        awaited together: the channel sends the messages in the order they were handed
+        to it, and the broker keeps that order. The rows up to the first failure count as
+        published; that failure is raised (``PublishFailed`` or the store's error) and the rest are
         published again later, so none overtakes it for good (a copy that got through
         meanwhile reaches its recipient twice, under the same id).
         """
@@ -78,21 +83,8 @@ class OutboxRelay:
             )
             confirmed: list[int] = []
             try:
-                outcomes = await asyncio.gather(
-                    *(self._publisher.publish(row.message) for row in rows),
-                    return_exceptions=True,
-                )
-                for row, outcome in zip(rows, outcomes, strict=True):
-                    if isinstance(outcome, BaseException):
-                        log.warning(
-                            "outbox.publish_failed",
-                            outbox_id=row.id,
-                            distribution_id=row.message.message_id,
-                            case_id=row.message.case_id,
-                            error_class=_error_class(outcome),
-                        )
-                        raise outcome
-                    confirmed.append(row.id)
+                for start in range(0, len(rows), self._window):
+                    await self._publish_window(rows[start : start + self._window], confirmed)
             finally:
                 if confirmed:
                     await self._store.mark_published(confirmed, self._clock())
@@ -101,6 +93,24 @@ class OutboxRelay:
                 await self._store.release_outbox(self._claimant, unpublished)
             if len(rows) < self._batch:
                 return published
+
+    async def _publish_window(self, rows: list[OutboxRow], confirmed: list[int]) -> None:
+        """Publish ``rows`` together, adding to ``confirmed`` the ids of those confirmed
+        before the first failure, which is raised."""
+        outcomes = await asyncio.gather(
+            *(self._publisher.publish(row.message) for row in rows), return_exceptions=True
+        )
+        for row, outcome in zip(rows, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                log.warning(
+                    "outbox.publish_failed",
+                    outbox_id=row.id,
+                    distribution_id=row.message.message_id,
+                    case_id=row.message.case_id,
+                    error_class=_error_class(outcome),
+                )
+                raise outcome
+            confirmed.append(row.id)
 
     async def _drain_once(self) -> None:
         published = await self.drain()

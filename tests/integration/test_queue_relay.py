@@ -12,7 +12,7 @@ from queue_support import (
 )
 
 from gateway.model import Destination, OutboundMessage, OutboxRow
-from gateway.queue.publisher import Publisher
+from gateway.queue.publisher import Publisher, PublishFailed
 from gateway.queue.relay import OutboxRelay
 from gateway.queue.topology import Topology
 
@@ -152,3 +152,37 @@ async def test_the_relay_survives_a_dropped_broker_connection(broker: Broker) ->
         assert await take(broker, topology, 3) == ["msg-1", "msg-2", "msg-3"]
     finally:
         await relay.stop()
+
+
+class WindowedPublisher:
+    """Confirms after a moment; refuses one message; records how many were in flight."""
+
+    def __init__(self, refuse: str) -> None:
+        self.refuse = refuse
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def publish(self, message: OutboundMessage) -> None:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0.01)
+            if message.message_id == self.refuse:
+                raise PublishFailed("confirm_timeout", "deliver", message.routing_key)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_confirms_are_awaited_a_window_at_a_time_and_a_failure_keeps_the_rest() -> None:
+    store = FakeStore()
+    store.outbox.extend(row(i) for i in range(1, 8))
+    publisher = WindowedPublisher(refuse="msg-5")
+    relay = OutboxRelay(
+        store, publisher, claimant="test", poll_interval_s=60, window=3, clock=utcnow
+    )
+
+    with pytest.raises(PublishFailed):
+        await relay.drain()
+
+    assert publisher.most_in_flight == 3
+    assert set(store.published) == {1, 2, 3, 4}
