@@ -71,10 +71,10 @@ class OutboxRelay:
 
         A claimed batch is published ``window`` messages at a time, their confirms
         awaited together: the channel sends the messages in the order they were handed
-        to it, and the broker keeps that order. The rows up to the first failure count as
-        published; that failure is raised (``PublishFailed`` or the store's error) and the rest are
-        published again later, so none overtakes it for good (a copy that got through
-        meanwhile reaches its recipient twice, under the same id).
+        to it, and the broker keeps that order. The rows up to the first failure count
+        as published; that failure is raised (``PublishFailed`` or the store's error)
+        and the rest are published again later. A copy that got through meanwhile is
+        not pushed twice: the delivery worker skips what its recipient already has.
         """
         published = 0
         while True:
