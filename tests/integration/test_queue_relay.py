@@ -1,5 +1,7 @@
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 from queue_support import (
@@ -54,42 +56,42 @@ async def settled(store: FakeStore, ids: set[int], timeout_s: float = 10.0) -> N
             await asyncio.sleep(0.02)
 
 
-async def test_a_wake_publishes_at_once_in_order_and_marks_rows(broker: Broker) -> None:
-    topology = await broker.topology()
-    store = FakeStore()
+@asynccontextmanager
+async def running_relay(
+    broker: Broker, topology: Topology, store: FakeStore, **options: Any
+) -> AsyncIterator[OutboxRelay]:
+    """A relay publishing ``store``'s outbox to ``topology``, stopped after the block."""
     relay = OutboxRelay(
         store,
         Publisher(broker.connection, topology),
         claimant="test",
-        poll_interval_s=60,
-        batch=2,
         clock=utcnow,
+        **options,
     )
     relay.start()
     try:
+        yield relay
+    finally:
+        await relay.stop()
+
+
+async def test_a_wake_publishes_at_once_in_order_and_marks_rows(broker: Broker) -> None:
+    topology = await broker.topology()
+    store = FakeStore()
+    async with running_relay(broker, topology, store, poll_interval_s=60, batch=2) as relay:
         await asyncio.sleep(0.1)
         store.outbox.extend(row(i) for i in (1, 2, 3, 4, 5))
         relay.wake()
 
         assert await take(broker, topology, 5) == ["msg-1", "msg-2", "msg-3", "msg-4", "msg-5"]
         await settled(store, {1, 2, 3, 4, 5})
-    finally:
-        await relay.stop()
 
 
 async def test_rows_stay_pending_while_publishing_fails(broker: Broker) -> None:
     topology = await broker.topology()
     store = FakeStore()
     store.outbox.extend([row(1), row(2, recipient="nobody"), row(3)])
-    relay = OutboxRelay(
-        store,
-        Publisher(broker.connection, topology),
-        claimant="test",
-        poll_interval_s=0.1,
-        clock=utcnow,
-    )
-    relay.start()
-    try:
+    async with running_relay(broker, topology, store, poll_interval_s=0.1):
         assert await take(broker, topology, 1) == ["msg-1"]
         await asyncio.sleep(0.5)
 
@@ -102,44 +104,23 @@ async def test_rows_stay_pending_while_publishing_fails(broker: Broker) -> None:
         arrived = await take(broker, topology, left)
         assert "msg-2" in arrived
         assert arrived[arrived.index("msg-2") + 1 :] == ["msg-3"]
-    finally:
-        await relay.stop()
 
 
 async def test_a_large_batch_is_published_in_order(broker: Broker) -> None:
     topology = await broker.topology()
     store = FakeStore()
-    relay = OutboxRelay(
-        store,
-        Publisher(broker.connection, topology),
-        claimant="test",
-        poll_interval_s=60,
-        batch=500,
-        clock=utcnow,
-    )
-    relay.start()
-    try:
+    async with running_relay(broker, topology, store, poll_interval_s=60, batch=500) as relay:
         store.outbox.extend(row(i) for i in range(1, 1001))
         relay.wake()
 
         await settled(store, set(range(1, 1001)))
         assert await take(broker, topology, 1000) == [f"msg-{i}" for i in range(1, 1001)]
-    finally:
-        await relay.stop()
 
 
 async def test_the_relay_survives_a_dropped_broker_connection(broker: Broker) -> None:
     topology = await broker.topology()
     store = FakeStore()
-    relay = OutboxRelay(
-        store,
-        Publisher(broker.connection, topology),
-        claimant="test",
-        poll_interval_s=0.2,
-        clock=utcnow,
-    )
-    relay.start()
-    try:
+    async with running_relay(broker, topology, store, poll_interval_s=0.2) as relay:
         store.outbox.append(row(1))
         relay.wake()
         await settled(store, {1})
@@ -150,8 +131,6 @@ async def test_the_relay_survives_a_dropped_broker_connection(broker: Broker) ->
 
         await settled(store, {1, 2, 3}, timeout_s=15)
         assert await take(broker, topology, 3) == ["msg-1", "msg-2", "msg-3"]
-    finally:
-        await relay.stop()
 
 
 class WindowedPublisher:
