@@ -1,10 +1,11 @@
 """The intake service: a source report in, a durable case and its outbox rows out.
 
-It talks to the world only through the ``Store`` port and a wake-up callback for
-the outbox relay; everything it decides comes from the pure domain modules.
+It talks to the world only through the ``Store`` port and the outbox relay's two
+callbacks (what the rows it writes are held by, and who is handed them after the
+commit); everything it decides comes from the pure domain modules.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,7 +13,7 @@ from contracts.envelope import DistributionStatus
 from contracts.problem import FieldError
 from gateway import escalation, routing, si_lacak_perak, wilayah, workflow
 from gateway.errors import InvalidReport
-from gateway.model import AcceptedReport, IntakeResult, QuarantinedInput
+from gateway.model import AcceptedReport, IntakeResult, OutboxClaim, OutboxRow, QuarantinedInput
 from gateway.ports import Store
 
 
@@ -22,10 +23,11 @@ class IntakeService:
     clock: Callable[[], datetime]
     new_case_id: Callable[[], str]
     new_distribution_id: Callable[[], str]
-    on_committed: Callable[[], None]
+    on_committed: Callable[[Sequence[OutboxRow]], None]
     sender_id: str
     status: DistributionStatus
     sla_scale: float = 1.0
+    outbox_claim: Callable[[datetime], OutboxClaim] | None = None
 
     async def receive_si_lacak_perak(self, raw: bytes, report: object) -> IntakeResult:
         """Normalise, route and store one report. Raises ``InvalidReport`` after quarantining it."""
@@ -67,10 +69,11 @@ class IntakeService:
                     kecamatan_slug=kecamatan_slug,
                     new_id=self.new_distribution_id,
                 ),
+                outbox_claim=None if self.outbox_claim is None else self.outbox_claim(received_at),
             )
         )
         if not result.duplicate:
-            self.on_committed()
+            self.on_committed(result.claimed_outbox)
         return result
 
     async def refuse(

@@ -49,8 +49,26 @@ class Timer:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    message: OutboundMessage
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxClaim:
+    """Outbox rows written already held by one relay (``claimant``) until ``until``."""
+
+    claimant: str
+    until: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class AcceptedReport:
-    """A valid source report, normalised, with what it makes the gateway send."""
+    """A valid source report, normalised, with what it makes the gateway send.
+
+    With ``outbox_claim``, its outbox rows are written held by that relay, which is
+    handed them at once (``IntakeResult.claimed_outbox``) instead of claiming them.
+    """
 
     source_system: str
     source_reference: str
@@ -59,6 +77,7 @@ class AcceptedReport:
     outgoing: tuple[OutboundMessage, ...]
     c112_deadline_at: datetime | None = None
     timers: tuple[Timer, ...] = ()
+    outbox_claim: OutboxClaim | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +87,7 @@ class IntakeResult:
     received_at: datetime
     needs_other_agencies: bool
     c112_deadline_at: datetime | None
+    claimed_outbox: tuple[OutboxRow, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +100,6 @@ class QuarantinedInput:
     raw: bytes
     content_type: str | None = None
     errors: tuple[FieldError, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    id: int
-    message: OutboundMessage
 
 
 class AttemptOutcome(StrEnum):

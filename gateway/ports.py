@@ -34,7 +34,8 @@ class Store(Protocol):
 
         When the source reference was accepted before, write nothing and answer the
         earlier case with ``duplicate=True``. Raises ``StoreUnavailable`` when the
-        write could not be made durable.
+        write could not be made durable. With ``report.outbox_claim``, the outbox rows
+        are written held by that relay and answered in ``claimed_outbox``.
         """
         ...
 

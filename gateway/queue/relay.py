@@ -1,10 +1,13 @@
 """The outbox relay: publishes committed outbox rows, in order, and marks them published
 only once the broker confirmed them.
 
-The intake calls ``wake()`` right after its commit, so publishing starts at once;
-polling every ``poll_interval_s`` only catches what a wake-up missed (rows left by a
-crash, a failed publish). While the broker is down rows stay in the outbox and the
-relay backs off; the robust connection comes back by itself.
+The intake writes its outbox rows held by this relay already (``new_claim``) and hands
+them over right after its commit (``hand``): they are published at once, without a
+transaction to claim them. Whatever else writes outbox rows calls ``wake()``, and the
+relay claims what is pending. It also claims at least every ``poll_interval_s``, which
+catches what no wake-up announced (rows left by a crash, a failed publish). While the
+broker is down rows stay in the outbox and the relay backs off; the robust connection
+comes back by itself.
 
 Several gateway processes may share one store: each relay claims the rows it publishes
 for a lease (``CLAIM_LEASE_S``), so no row is published twice while its relay lives,
@@ -12,11 +15,14 @@ and the rows of a relay that died are taken over when their lease has passed.
 """
 
 import asyncio
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import structlog
 
-from gateway.model import OutboundMessage, OutboxRow
+from gateway.model import OutboundMessage, OutboxClaim, OutboxRow
 from gateway.ports import Clock, Store
 from gateway.queue.publisher import PublishFailed
 from gateway.wake_loop import BACKOFF_MAX_S, WakeLoop
@@ -54,6 +60,11 @@ class OutboxRelay:
         self._batch = batch
         self._window = window
         self._clock = clock
+        self._poll_interval_s = poll_interval_s
+        self._handed: list[OutboxRow] = []
+        self._handed_by = float("inf")  # before the hold of the oldest handed row runs out
+        self._claim_wanted = True
+        self._next_claim_at = 0.0
         self._loop = WakeLoop(
             "outbox-relay",
             self._drain_once,
@@ -63,11 +74,23 @@ class OutboxRelay:
         )
 
     def wake(self) -> None:
-        """Publish now rather than at the next poll."""
+        """Claim and publish what is pending now rather than at the next poll."""
+        self._claim_wanted = True
+        self._loop.wake()
+
+    def new_claim(self, now: datetime) -> OutboxClaim:
+        """What outbox rows written now carry to be held by this relay (see ``hand``)."""
+        return OutboxClaim(self._claimant, now + timedelta(seconds=CLAIM_LEASE_S))
+
+    def hand(self, rows: Sequence[OutboxRow]) -> None:
+        """Publish these committed rows, written held by ``new_claim``, now."""
+        if not self._handed:
+            self._handed_by = time.monotonic() + CLAIM_LEASE_S / 2
+        self._handed.extend(rows)
         self._loop.wake()
 
     async def drain(self) -> int:
-        """Publish every pending row; answers how many were published.
+        """Claim and publish every pending row; answers how many were published.
 
         A claimed batch is published ``window`` messages at a time, their confirms
         awaited together: the channel sends the messages in the order they were handed
@@ -81,20 +104,31 @@ class OutboxRelay:
             rows = await self._store.claim_outbox(
                 self._claimant, self._batch, now=self._clock(), lease_s=CLAIM_LEASE_S
             )
-            confirmed: list[int] = []
-            try:
-                for start in range(0, len(rows), self._window):
-                    await self._publish_window(rows[start : start + self._window], confirmed)
-            finally:
-                if confirmed:
-                    await self._store.mark_published(confirmed, self._clock())
-                    published += len(confirmed)
-                unpublished = [row.id for row in rows[len(confirmed) :]]
-                await self._store.release_outbox(self._claimant, unpublished)
+            self._forget_handed({row.id for row in rows})
+            published += await self._publish(rows)
             if len(rows) < self._batch:
                 return published
 
-    async def _publish_window(self, rows: list[OutboxRow], confirmed: list[int]) -> None:
+    def _forget_handed(self, ids: set[int]) -> None:
+        self._handed = [row for row in self._handed if row.id not in ids]
+        if not self._handed:
+            self._handed_by = float("inf")
+
+    async def _publish(self, rows: Sequence[OutboxRow]) -> int:
+        """Publish rows this relay holds; mark those confirmed, give back the rest."""
+        confirmed: list[int] = []
+        try:
+            for start in range(0, len(rows), self._window):
+                await self._publish_window(rows[start : start + self._window], confirmed)
+        finally:
+            if confirmed:
+                await self._store.mark_published(confirmed, self._clock())
+            await self._store.release_outbox(
+                self._claimant, [row.id for row in rows[len(confirmed) :]]
+            )
+        return len(confirmed)
+
+    async def _publish_window(self, rows: Sequence[OutboxRow], confirmed: list[int]) -> None:
         """Publish ``rows`` together, adding to ``confirmed`` the ids of those confirmed
         before the first failure, which is raised."""
         outcomes = await asyncio.gather(
@@ -113,7 +147,23 @@ class OutboxRelay:
             confirmed.append(row.id)
 
     async def _drain_once(self) -> None:
-        published = await self.drain()
+        """Publish the rows handed over, or claim and publish all pending rows when
+        woken for it, when a claim is due, after a failure (rows given back are then
+        published in order) and when handed rows wait long enough for their hold to
+        run out."""
+        now = time.monotonic()
+        try:
+            if self._claim_wanted or now >= self._next_claim_at or now > self._handed_by:
+                self._claim_wanted = False
+                self._next_claim_at = now + self._poll_interval_s
+                published = await self.drain()
+            else:
+                handed = self._handed
+                self._forget_handed({row.id for row in handed})
+                published = await self._publish(handed)
+        except BaseException:
+            self._claim_wanted = True
+            raise
         if published:
             log.debug("outbox.published", count=published)
 

@@ -54,6 +54,7 @@ class FakeStore:
         self.parking_lot: list[ParkedMessage] = []
         self.cancelled_timers: list[str] = []
         self.timers: list[Timer] = []
+        self.claims = 0
         self._recorded = asyncio.Condition()
 
     async def accept_report(self, report: AcceptedReport) -> IntakeResult:
@@ -65,6 +66,7 @@ class FakeStore:
     async def claim_outbox(
         self, claimant: str, limit: int, *, now: datetime, lease_s: float
     ) -> list[OutboxRow]:
+        self.claims += 1
         return [row for row in self.outbox if row.id not in self.published][:limit]
 
     async def release_outbox(self, claimant: str, ids: Sequence[int]) -> None:

@@ -87,6 +87,64 @@ async def test_a_wake_publishes_at_once_in_order_and_marks_rows(broker: Broker) 
         await settled(store, {1, 2, 3, 4, 5})
 
 
+async def claimed_once(store: FakeStore) -> None:
+    async with asyncio.timeout(10):
+        while store.claims == 0:  # noqa: ASYNC110 — the fake store has no signal
+            await asyncio.sleep(0.02)
+
+
+async def test_rows_handed_over_are_published_without_a_claim(broker: Broker) -> None:
+    topology = await broker.topology()
+    store = FakeStore()
+    async with running_relay(broker, topology, store, poll_interval_s=60) as relay:
+        await claimed_once(store)  # the first round claims whatever a crash left
+
+        store.outbox.extend(row(i) for i in (1, 2, 3))
+        relay.hand(store.outbox[:2])
+        relay.hand(store.outbox[2:])
+
+        assert await take(broker, topology, 3) == ["msg-1", "msg-2", "msg-3"]
+        await settled(store, {1, 2, 3})
+        assert store.claims == 1
+
+
+async def test_after_a_failed_publish_rows_handed_over_wait_their_turn(broker: Broker) -> None:
+    topology = await broker.topology()
+    store = FakeStore()
+    async with running_relay(broker, topology, store, poll_interval_s=60) as relay:
+        await claimed_once(store)
+        store.outbox.extend([row(1), row(2, recipient="nobody")])
+        relay.hand(store.outbox)
+        assert await take(broker, topology, 1) == ["msg-1"]
+
+        store.outbox[1] = row(2)  # msg-2 can be routed again
+        store.outbox.append(row(3))
+        relay.hand(store.outbox[2:])
+
+        await settled(store, {1, 2, 3})
+        assert await take(broker, topology, 2) == ["msg-2", "msg-3"]
+
+
+async def test_a_row_claimed_before_it_was_handed_over_is_published_once(
+    broker: Broker,
+) -> None:
+    topology = await broker.topology()
+    store = FakeStore()
+    async with running_relay(broker, topology, store, poll_interval_s=60) as relay:
+        await claimed_once(store)
+        store.outbox.append(row(1))
+        relay.wake()
+        relay.hand(store.outbox)
+        await settled(store, {1})
+
+        store.outbox.append(row(2))
+        relay.hand(store.outbox[1:])
+        await settled(store, {1, 2})
+
+        assert await take(broker, topology, 2) == ["msg-1", "msg-2"]
+        assert await message_count(broker.connection, topology.deliver_queue("c112")) == 0
+
+
 async def test_rows_stay_pending_while_publishing_fails(broker: Broker) -> None:
     topology = await broker.topology()
     store = FakeStore()

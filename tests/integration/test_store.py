@@ -9,6 +9,7 @@ import stat
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from gateway.model import (
     DeliveryAttempt,
     Destination,
     OutboundMessage,
+    OutboxClaim,
     QuarantinedInput,
 )
 from gateway.ports import Store
@@ -183,6 +185,26 @@ async def test_open_sets_durable_pragmas(db_path: Path) -> None:
     await store.close()
     assert query_file(db_path, "PRAGMA journal_mode") == [("wal",)]
     assert db_path.parent.is_dir()
+
+
+async def test_accept_report_can_write_its_outbox_rows_held_by_one_relay(
+    store: SqlStore,
+) -> None:
+    held = make_report("SLP-HELD", messages=2)
+    held = replace(held, outbox_claim=OutboxClaim("relay-a", T0 + timedelta(seconds=30)))
+
+    plain = make_report("SLP-PLAIN", messages=1)
+
+    result = await store.accept_report(held)
+
+    assert [r.message for r in result.claimed_outbox] == list(held.outgoing)
+    assert (await store.accept_report(plain)).claimed_outbox == ()
+    others = await store.claim_outbox("relay-b", 10, now=T0, lease_s=30)
+    assert [r.message for r in others] == list(plain.outgoing)
+    own = await store.claim_outbox("relay-a", 10, now=T0, lease_s=30)
+    assert [r.id for r in own] == [r.id for r in result.claimed_outbox]
+    late = await store.claim_outbox("relay-b", 10, now=T0 + timedelta(seconds=61), lease_s=30)
+    assert [r.id for r in late] == [r.id for r in (*result.claimed_outbox, *others)]
 
 
 async def test_accept_report_writes_report_case_and_outbox(store: SqlStore, store_url: str) -> None:

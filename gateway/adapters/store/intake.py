@@ -12,12 +12,12 @@ from gateway.adapters.sql_db import IntegrityViolation, Session
 from gateway.adapters.store.audit import append_to_audit
 from gateway.adapters.store.base import SqlBase
 from gateway.adapters.store.cases import case_columns
-from gateway.adapters.store.outbox import insert_outbox
+from gateway.adapters.store.outbox import insert_claimed_outbox, insert_outbox
 from gateway.adapters.store.sql import fetch, run, transaction
 from gateway.adapters.store.time_text import from_text, opt_from_text, opt_text, to_text
 from gateway.adapters.store.timers import insert_timers
 from gateway.errors import StoreUnavailable
-from gateway.model import AcceptedReport, IntakeResult, QuarantinedInput
+from gateway.model import AcceptedReport, IntakeResult, OutboxRow, QuarantinedInput
 
 _INSERT_QUARANTINE = (
     "INSERT INTO quarantine (id, received_at, source, reason, content_type, errors, raw) "
@@ -45,7 +45,10 @@ async def _existing(conn: Session, report: AcceptedReport) -> IntakeResult | Non
     )
 
 
-async def _insert_report(conn: Session, report: AcceptedReport, sealer: Sealer) -> None:
+async def _insert_report(
+    conn: Session, report: AcceptedReport, sealer: Sealer
+) -> tuple[OutboxRow, ...]:
+    """Answers the outbox rows written held by ``report.outbox_claim`` (none without)."""
     case = report.case
     received_at = to_text(case.received_at)
     await run(
@@ -77,7 +80,13 @@ async def _insert_report(conn: Session, report: AcceptedReport, sealer: Sealer) 
             case.case_id,
         ),
     )
-    await insert_outbox(conn, report.outgoing, case.received_at, sealer)
+    claimed: tuple[OutboxRow, ...] = ()
+    if report.outbox_claim is None:
+        await insert_outbox(conn, report.outgoing, case.received_at, sealer)
+    else:
+        claimed = await insert_claimed_outbox(
+            conn, report.outgoing, case.received_at, sealer, report.outbox_claim
+        )
     await insert_timers(conn, report.timers, sealer)
     await append_to_audit(
         conn,
@@ -89,6 +98,7 @@ async def _insert_report(conn: Session, report: AcceptedReport, sealer: Sealer) 
             details={"risk": case.risk.level.value, "kecamatan": case.location.kecamatan.code},
         ),
     )
+    return claimed
 
 
 class IntakeSql(SqlBase):
@@ -99,7 +109,7 @@ class IntakeSql(SqlBase):
                     existing = await _existing(conn, report)
                     if existing is not None:
                         return existing
-                    await _insert_report(conn, report, self._sealer)
+                    claimed = await _insert_report(conn, report, self._sealer)
             except IntegrityViolation as exc:
                 existing = await _existing(conn, report)
                 if existing is None:
@@ -112,6 +122,7 @@ class IntakeSql(SqlBase):
             received_at=case.received_at,
             needs_other_agencies=case.needs_other_agencies,
             c112_deadline_at=report.c112_deadline_at,
+            claimed_outbox=claimed,
         )
 
     async def quarantine(self, item: QuarantinedInput) -> str:

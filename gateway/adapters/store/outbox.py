@@ -11,7 +11,7 @@ from gateway.adapters.sql_db import Row, Session
 from gateway.adapters.store.base import SqlBase
 from gateway.adapters.store.sql import fetch, run, transaction
 from gateway.adapters.store.time_text import opt_from_text, opt_text, to_text
-from gateway.model import Destination, OutboundMessage, OutboxRow
+from gateway.model import Destination, OutboundMessage, OutboxClaim, OutboxRow
 
 _OUTBOX_ROW = (
     "SELECT id, destination, routing_key, message_id, case_id, sequence, deadline_at, body "
@@ -41,29 +41,57 @@ def _outbox_aad(message_id: str) -> bytes:
 _MARK_PUBLISHED = "UPDATE outbox SET published_at = ? WHERE id = ? AND published_at IS NULL"
 
 
+_INSERT_OUTBOX = (
+    "INSERT INTO outbox (created_at, destination, routing_key, message_id, case_id, "
+    "sequence, deadline_at, body, claimed_by, claimed_until) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _outbox_values(
+    m: OutboundMessage, at: str, sealer: Sealer, claim: OutboxClaim | None
+) -> tuple[object, ...]:
+    return (
+        at,
+        m.destination.value,
+        m.routing_key,
+        m.message_id,
+        m.case_id,
+        m.sequence,
+        opt_text(m.deadline_at),
+        sealer.seal(m.body, _outbox_aad(m.message_id)),
+        None if claim is None else claim.claimant,
+        None if claim is None else to_text(claim.until),
+    )
+
+
 async def insert_outbox(
     conn: Session, messages: Sequence[OutboundMessage], at: datetime, sealer: Sealer
 ) -> None:
     """Inside the caller's write transaction; each body sealed."""
-    if not messages:
-        return
-    await conn.run_many(
-        "INSERT INTO outbox (created_at, destination, routing_key, message_id, case_id, "
-        "sequence, deadline_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                to_text(at),
-                m.destination.value,
-                m.routing_key,
-                m.message_id,
-                m.case_id,
-                m.sequence,
-                opt_text(m.deadline_at),
-                sealer.seal(m.body, _outbox_aad(m.message_id)),
-            )
-            for m in messages
-        ],
-    )
+    if messages:
+        created_at = to_text(at)
+        await conn.run_many(
+            _INSERT_OUTBOX, [_outbox_values(m, created_at, sealer, None) for m in messages]
+        )
+
+
+async def insert_claimed_outbox(
+    conn: Session,
+    messages: Sequence[OutboundMessage],
+    at: datetime,
+    sealer: Sealer,
+    claim: OutboxClaim,
+) -> tuple[OutboxRow, ...]:
+    """Like ``insert_outbox``, the rows held by ``claim``'s relay; answers them."""
+    created_at = to_text(at)
+    rows = []
+    for m in messages:
+        [written] = await conn.rows(
+            f"{_INSERT_OUTBOX} RETURNING id", _outbox_values(m, created_at, sealer, claim)
+        )
+        rows.append(OutboxRow(id=int(written["id"]), message=m))
+    return tuple(rows)
 
 
 class OutboxSql(SqlBase):
