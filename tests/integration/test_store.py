@@ -43,6 +43,7 @@ from gateway.model import (
     AttemptOutcome,
     DeliveryAttempt,
     Destination,
+    IntakeResult,
     OutboundMessage,
     OutboxClaim,
     QuarantinedInput,
@@ -185,6 +186,31 @@ async def test_open_sets_durable_pragmas(db_path: Path) -> None:
     await store.close()
     assert query_file(db_path, "PRAGMA journal_mode") == [("wal",)]
     assert db_path.parent.is_dir()
+
+
+async def test_reports_taken_together_are_answered_each_on_its_own(store: SqlStore) -> None:
+    first = make_report("SLP-G1")
+    clash = replace(make_report("SLP-G2"), case=first.case)  # its case id is taken
+    again = make_report("SLP-G1")  # the same report, sent again
+    last = make_report("SLP-G3")
+
+    answers = await asyncio.gather(
+        *(store.accept_report(r) for r in (first, clash, again, last)), return_exceptions=True
+    )
+
+    assert isinstance(answers[1], StoreUnavailable)
+    assert answers[0] == IntakeResult(
+        case_id=first.case.case_id,
+        duplicate=False,
+        received_at=T0,
+        needs_other_agencies=True,
+        c112_deadline_at=first.c112_deadline_at,
+    )
+    assert isinstance(answers[2], IntakeResult) and answers[2].duplicate is True
+    assert answers[2].case_id == first.case.case_id
+    assert isinstance(answers[3], IntakeResult) and answers[3].duplicate is False
+    assert await store.count_cases() == 2
+    assert await store.get_case(last.case.case_id) == last.case
 
 
 async def test_accept_report_can_write_its_outbox_rows_held_by_one_relay(

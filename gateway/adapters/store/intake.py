@@ -3,6 +3,7 @@ audit row in one transaction, once per source reference; refused input is quaran
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 
@@ -12,6 +13,7 @@ from gateway.adapters.sql_db import IntegrityViolation, Session
 from gateway.adapters.store.audit import append_to_audit
 from gateway.adapters.store.base import SqlBase
 from gateway.adapters.store.cases import case_columns
+from gateway.adapters.store.group_commit import GroupCommit
 from gateway.adapters.store.outbox import insert_claimed_outbox, insert_outbox
 from gateway.adapters.store.sql import fetch, run, transaction
 from gateway.adapters.store.time_text import from_text, opt_from_text, opt_text, to_text
@@ -101,29 +103,45 @@ async def _insert_report(
     return claimed
 
 
+async def _write_report(conn: Session, report: AcceptedReport, sealer: Sealer) -> IntakeResult:
+    existing = await _existing(conn, report)
+    if existing is not None:
+        return existing
+    claimed = await _insert_report(conn, report, sealer)
+    case = report.case
+    return IntakeResult(
+        case_id=case.case_id,
+        duplicate=False,
+        received_at=case.received_at,
+        needs_other_agencies=case.needs_other_agencies,
+        c112_deadline_at=report.c112_deadline_at,
+        claimed_outbox=claimed,
+    )
+
+
+async def _written_before(
+    conn: Session, report: AcceptedReport, refusal: Exception
+) -> IntakeResult:
+    """A report refused by a constraint: another process wrote it first."""
+    existing = await _existing(conn, report)
+    if existing is None:
+        raise StoreUnavailable(str(refusal)) from refusal
+    return existing
+
+
 class IntakeSql(SqlBase):
-    async def accept_report(self, report: AcceptedReport) -> IntakeResult:
-        async with self._session() as conn:
-            try:
-                async with transaction(conn):
-                    existing = await _existing(conn, report)
-                    if existing is not None:
-                        return existing
-                    claimed = await _insert_report(conn, report, self._sealer)
-            except IntegrityViolation as exc:
-                existing = await _existing(conn, report)
-                if existing is None:
-                    raise StoreUnavailable(str(exc)) from exc
-                return existing
-        case = report.case
-        return IntakeResult(
-            case_id=case.case_id,
-            duplicate=False,
-            received_at=case.received_at,
-            needs_other_agencies=case.needs_other_agencies,
-            c112_deadline_at=report.c112_deadline_at,
-            claimed_outbox=claimed,
+    @functools.cached_property
+    def _intake_commits(self) -> GroupCommit[AcceptedReport, IntakeResult]:
+        return GroupCommit(
+            self._session,
+            lambda conn, report: _write_report(conn, report, self._sealer),
+            refused=IntegrityViolation,
+            undone=_written_before,
         )
+
+    async def accept_report(self, report: AcceptedReport) -> IntakeResult:
+        """Reports taken in the same turn of the event loop share one commit."""
+        return await self._intake_commits.submit(report)
 
     async def quarantine(self, item: QuarantinedInput) -> str:
         quarantine_id = str(uuid.uuid4())
