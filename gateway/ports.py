@@ -44,10 +44,11 @@ class Store(Protocol):
         ...
 
     async def claim_outbox(
-        self, claimant: str, limit: int, *, now: datetime, lease_s: float
+        self, claimant: str, limit: int, *, now: datetime, lease_s: float, own: bool = True
     ) -> list[OutboxRow]:
         """Unpublished rows, oldest first, that no other claimant holds: held by
-        ``claimant`` for ``lease_s`` (its own earlier claims are renewed)."""
+        ``claimant`` for ``lease_s`` (its own earlier claims are renewed; with
+        ``own=False`` the rows it still holds are left alone)."""
         ...
 
     async def release_outbox(self, claimant: str, ids: Sequence[int]) -> None:

@@ -1,11 +1,12 @@
 """The outbox relay: publishes committed outbox rows, in order, and marks them published
 only once the broker confirmed them.
 
-The intake writes its outbox rows held by this relay already (``new_claim``) and hands
-them over right after its commit (``hand``): they are published at once, without a
-transaction to claim them. Whatever else writes outbox rows calls ``wake()``, and the
-relay claims what is pending. It also claims at least every ``poll_interval_s``, which
-catches what no wake-up announced (rows left by a crash, a failed publish). While the
+The intake writes its outbox rows held by this relay already (``new_claim``, for
+``HAND_HOLD_S``) and hands them over right after its commit (``hand``): they are
+published at once, without a transaction to claim them. Whatever else writes outbox
+rows calls ``wake()``, and the relay claims what is pending but the rows it holds for
+a hand-over. It also claims at least every ``poll_interval_s``, which catches what no
+wake-up announced (rows left by a crash, a failed publish, a hand-over that never came). While the
 broker is down rows stay in the outbox and the relay backs off; the robust connection
 comes back by itself.
 
@@ -30,6 +31,10 @@ from gateway.wake_loop import BACKOFF_MAX_S, WakeLoop
 log = structlog.get_logger()
 
 CLAIM_LEASE_S = 30.0
+# How long rows written for this relay stay its own before any relay may claim them:
+# handed over, they are published within milliseconds; not handed over (the intake
+# was cancelled between its commit and the hand-over), they wait this long.
+HAND_HOLD_S = 5.0
 # Publishes awaiting their confirms at once. Each confirm must come within the
 # publisher's timeout, and on a busy loop a whole claimed batch of them did not.
 PUBLISH_WINDOW = 16
@@ -64,6 +69,7 @@ class OutboxRelay:
         self._handed: list[OutboxRow] = []
         self._handed_by = float("inf")  # before the hold of the oldest handed row runs out
         self._claim_wanted = True
+        self._recovering = True  # at start and after a failure: own rows are claimed too
         self._next_claim_at = 0.0
         self._loop = WakeLoop(
             "outbox-relay",
@@ -80,17 +86,19 @@ class OutboxRelay:
 
     def new_claim(self, now: datetime) -> OutboxClaim:
         """What outbox rows written now carry to be held by this relay (see ``hand``)."""
-        return OutboxClaim(self._claimant, now + timedelta(seconds=CLAIM_LEASE_S))
+        return OutboxClaim(self._claimant, now + timedelta(seconds=HAND_HOLD_S))
 
     def hand(self, rows: Sequence[OutboxRow]) -> None:
         """Publish these committed rows, written held by ``new_claim``, now."""
         if not self._handed:
-            self._handed_by = time.monotonic() + CLAIM_LEASE_S / 2
+            self._handed_by = time.monotonic() + HAND_HOLD_S / 2
         self._handed.extend(rows)
         self._loop.wake()
 
-    async def drain(self) -> int:
+    async def drain(self, *, own: bool = True) -> int:
         """Claim and publish every pending row; answers how many were published.
+        With ``own=False``, rows still held for this relay (handed over, or about to
+        be) are left to the hand-over.
 
         A claimed batch is published ``window`` messages at a time, their confirms
         awaited together: the channel sends the messages in the order they were handed
@@ -102,7 +110,7 @@ class OutboxRelay:
         published = 0
         while True:
             rows = await self._store.claim_outbox(
-                self._claimant, self._batch, now=self._clock(), lease_s=CLAIM_LEASE_S
+                self._claimant, self._batch, now=self._clock(), lease_s=CLAIM_LEASE_S, own=own
             )
             self._forget_handed({row.id for row in rows})
             published += await self._publish(rows)
@@ -147,22 +155,23 @@ class OutboxRelay:
             confirmed.append(row.id)
 
     async def _drain_once(self) -> None:
-        """Publish the rows handed over, or claim and publish all pending rows when
-        woken for it, when a claim is due, after a failure (rows given back are then
-        published in order) and when handed rows wait long enough for their hold to
-        run out."""
+        """Claim and publish the pending rows, if wanted: when woken for it or a claim
+        is due, the rows no other relay holds; at start, after a failure (the rows
+        given back then go out in order) and when handed rows waited half their hold,
+        this relay's own held rows too. Then publish the rows handed over."""
         now = time.monotonic()
+        published = 0
         try:
-            if self._claim_wanted or now >= self._next_claim_at or now > self._handed_by:
-                self._claim_wanted = False
+            recovering = self._recovering or now > self._handed_by
+            if recovering or self._claim_wanted or now >= self._next_claim_at:
+                self._recovering = self._claim_wanted = False
                 self._next_claim_at = now + self._poll_interval_s
-                published = await self.drain()
-            else:
-                handed = self._handed
-                self._forget_handed({row.id for row in handed})
-                published = await self._publish(handed)
+                published += await self.drain(own=recovering)
+            handed = self._handed
+            self._forget_handed({row.id for row in handed})
+            published += await self._publish(handed)
         except BaseException:
-            self._claim_wanted = True
+            self._recovering = True
             raise
         if published:
             log.debug("outbox.published", count=published)

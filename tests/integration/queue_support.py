@@ -55,6 +55,7 @@ class FakeStore:
         self.cancelled_timers: list[str] = []
         self.timers: list[Timer] = []
         self.claims = 0
+        self.held: set[int] = set()  # rows written held for a hand-over
         self._recorded = asyncio.Condition()
 
     async def accept_report(self, report: AcceptedReport) -> IntakeResult:
@@ -64,10 +65,11 @@ class FakeStore:
         raise NotImplementedError
 
     async def claim_outbox(
-        self, claimant: str, limit: int, *, now: datetime, lease_s: float
+        self, claimant: str, limit: int, *, now: datetime, lease_s: float, own: bool = True
     ) -> list[OutboxRow]:
         self.claims += 1
-        return [row for row in self.outbox if row.id not in self.published][:limit]
+        pending = [row for row in self.outbox if row.id not in self.published]
+        return [row for row in pending if own or row.id not in self.held][:limit]
 
     async def release_outbox(self, claimant: str, ids: Sequence[int]) -> None:
         return None

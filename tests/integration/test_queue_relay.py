@@ -108,6 +108,20 @@ async def test_rows_handed_over_are_published_without_a_claim(broker: Broker) ->
         assert store.claims == 1
 
 
+async def test_rows_handed_over_during_a_claim_go_out_in_the_same_round(broker: Broker) -> None:
+    topology = await broker.topology()
+    store = FakeStore()
+    async with running_relay(broker, topology, store, poll_interval_s=60) as relay:
+        await claimed_once(store)
+        store.outbox.extend([row(1), row(2)])
+        store.held.add(2)
+        relay.wake()  # for row 1, written by someone else
+        relay.hand(store.outbox[1:])
+
+        assert await take(broker, topology, 2) == ["msg-1", "msg-2"]
+        await settled(store, {1, 2}, timeout_s=5)
+
+
 async def test_after_a_failed_publish_rows_handed_over_wait_their_turn(broker: Broker) -> None:
     topology = await broker.topology()
     store = FakeStore()

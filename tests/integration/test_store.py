@@ -206,9 +206,11 @@ async def test_reports_taken_together_are_answered_each_on_its_own(store: SqlSto
         needs_other_agencies=True,
         c112_deadline_at=first.c112_deadline_at,
     )
-    assert isinstance(answers[2], IntakeResult) and answers[2].duplicate is True
+    assert isinstance(answers[2], IntakeResult)
+    assert answers[2].duplicate is True
     assert answers[2].case_id == first.case.case_id
-    assert isinstance(answers[3], IntakeResult) and answers[3].duplicate is False
+    assert isinstance(answers[3], IntakeResult)
+    assert answers[3].duplicate is False
     assert await store.count_cases() == 2
     assert await store.get_case(last.case.case_id) == last.case
 
@@ -227,6 +229,7 @@ async def test_accept_report_can_write_its_outbox_rows_held_by_one_relay(
     assert (await store.accept_report(plain)).claimed_outbox == ()
     others = await store.claim_outbox("relay-b", 10, now=T0, lease_s=30)
     assert [r.message for r in others] == list(plain.outgoing)
+    assert await store.claim_outbox("relay-a", 10, now=T0, lease_s=30, own=False) == []
     own = await store.claim_outbox("relay-a", 10, now=T0, lease_s=30)
     assert [r.id for r in own] == [r.id for r in result.claimed_outbox]
     late = await store.claim_outbox("relay-b", 10, now=T0 + timedelta(seconds=61), lease_s=30)

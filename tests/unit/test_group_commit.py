@@ -3,7 +3,7 @@ in a savepoint of its own, and every submitter is answered after the commit."""
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
 import pytest
 
@@ -54,21 +54,35 @@ class JournalSession:
         self._journal.statements.append("COMMIT")
 
 
-async def write(conn: Session, item: str) -> str:
-    if item.startswith("refused"):
-        raise IntegrityViolation(item)
-    if item.startswith("broken"):
-        raise StoreUnavailable(item)
-    await conn.run(f"INSERT {item}")
-    return f"wrote {item}"
+def writing(item: str) -> Callable[[Session], Awaitable[str]]:
+    async def write(conn: Session) -> str:
+        if item.startswith("refused"):
+            raise IntegrityViolation(item)
+        if item.startswith("broken"):
+            raise StoreUnavailable(item)
+        await conn.run(f"INSERT {item}")
+        return f"wrote {item}"
+
+    return write
 
 
-async def undone(conn: Session, item: str, refusal: Exception) -> str:
-    return f"undid {item}"
+async def undone(conn: Session, refusal: Exception) -> str:
+    await conn.run("SELECT what was there")
+    if "unexplained" in str(refusal):
+        raise StoreUnavailable(str(refusal))
+    return f"undid {refusal}"
 
 
-def group(journal: Journal) -> GroupCommit[str, str]:
-    return GroupCommit(journal.session, write, refused=IntegrityViolation, undone=undone)
+class Group:
+    def __init__(self, journal: Journal) -> None:
+        self._commits = GroupCommit(journal.session, refused=IntegrityViolation)
+
+    async def submit(self, item: str) -> str:
+        return await self._commits.submit(writing(item), undone)
+
+
+def group(journal: Journal) -> Group:
+    return Group(journal)
 
 
 async def test_writes_submitted_together_share_one_transaction() -> None:
@@ -83,15 +97,21 @@ async def test_writes_submitted_together_share_one_transaction() -> None:
     assert journal.statements[-1] == "COMMIT"
 
 
-async def test_a_refused_write_is_undone_alone() -> None:
+async def test_a_refused_write_is_undone_and_answered_alone() -> None:
     journal = Journal()
     commits = group(journal)
 
     answers = await asyncio.gather(
-        commits.submit("r1"), commits.submit("refused"), commits.submit("r2")
+        commits.submit("r1"),
+        commits.submit("refused"),
+        commits.submit("refused unexplained"),
+        commits.submit("r2"),
+        return_exceptions=True,
     )
 
-    assert list(answers) == ["wrote r1", "undid refused", "wrote r2"]
+    assert list(answers[:2]) == ["wrote r1", "undid refused"]
+    assert isinstance(answers[2], StoreUnavailable)
+    assert answers[3] == "wrote r2"
     assert journal.statements == [
         "BEGIN",
         "SAVEPOINT one_write",
@@ -100,6 +120,11 @@ async def test_a_refused_write_is_undone_alone() -> None:
         "SAVEPOINT one_write",
         "ROLLBACK TO SAVEPOINT one_write",
         "RELEASE SAVEPOINT one_write",
+        "SELECT what was there",
+        "SAVEPOINT one_write",
+        "ROLLBACK TO SAVEPOINT one_write",
+        "RELEASE SAVEPOINT one_write",
+        "SELECT what was there",
         "SAVEPOINT one_write",
         "INSERT r2",
         "RELEASE SAVEPOINT one_write",
@@ -151,6 +176,17 @@ async def test_a_submitter_cancelled_before_the_write_lock_is_not_written() -> N
     assert "INSERT gone" not in journal.statements
     with pytest.raises(asyncio.CancelledError):
         await cancelled
+
+
+async def test_a_refusal_without_an_answer_for_it_is_its_writes_answer() -> None:
+    commits = GroupCommit(Journal().session, refused=IntegrityViolation)
+
+    answers = await asyncio.gather(
+        commits.submit(writing("refused")), commits.submit(writing("r1")), return_exceptions=True
+    )
+
+    assert isinstance(answers[0], IntegrityViolation)
+    assert answers[1] == "wrote r1"
 
 
 async def test_writes_submitted_during_a_commit_form_the_next_group() -> None:

@@ -4,19 +4,21 @@ personal data; opening (with the schema brought up to date), pinging, closing.""
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Self
 
 from gateway.adapters.sealing import Sealer
-from gateway.adapters.sql_db import Database, Session, connect
+from gateway.adapters.sql_db import Database, IntegrityViolation, Session, connect
+from gateway.adapters.store.group_commit import GroupCommit
 from gateway.adapters.store.schema import apply_migrations, load_migrations
 from gateway.adapters.store.sql import fetch
 
 
 class SqlBase:
-    """The database and the sealer each store area uses, through ``_session`` and
-    ``_sealer`` only."""
+    """The database and the sealer each store area uses, through ``_session``,
+    ``_durable_writes`` and ``_sealer`` only."""
 
     def __init__(self, db: Database, sealer: Sealer) -> None:
         """Use ``connect`` (or ``open``); this takes a database whose schema is current."""
@@ -45,6 +47,11 @@ class SqlBase:
         return await cls.connect(
             f"sqlite:///{path}", sealer=sealer, busy_timeout_ms=busy_timeout_ms
         )
+
+    @functools.cached_property
+    def _durable_writes(self) -> GroupCommit:
+        """Durable writes that may share a transaction with others (see ``GroupCommit``)."""
+        return GroupCommit(self._session, refused=IntegrityViolation)
 
     @contextlib.asynccontextmanager
     async def _session(self) -> AsyncIterator[Session]:

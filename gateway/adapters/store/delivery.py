@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from gateway import audit
 from gateway.adapters.sealing import row_aad
+from gateway.adapters.sql_db import Session
 from gateway.adapters.store.audit import append_to_audit
 from gateway.adapters.store.base import SqlBase
 from gateway.adapters.store.delivery_log import insert_attempts
@@ -44,7 +45,9 @@ class DeliverySql(SqlBase):
     async def record_delivered(
         self, attempt: DeliveryAttempt, *, sequence: int, escalation_subjects: Sequence[str]
     ) -> None:
-        async with self._session() as conn, transaction(conn):
+        """Deliveries settled in the same turn of the event loop share one commit."""
+
+        async def settle(conn: Session) -> None:
             await run(
                 conn,
                 _SETTLE,
@@ -59,6 +62,8 @@ class DeliverySql(SqlBase):
             )
             await insert_attempts(conn, (attempt,))
             await cancel_subjects(conn, escalation_subjects, attempt.at)
+
+        await self._durable_writes.submit(settle)
 
     async def earlier_unsettled(self, *, case_id: str, recipient: str, sequence: int) -> str | None:
         async with self._session() as conn:

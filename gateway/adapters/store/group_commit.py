@@ -1,10 +1,12 @@
-"""Group commit: writes asked for while a write transaction is being set up share it.
+"""Group commit: durable writes asked for while a write transaction is being set up
+share it.
 
-A busy gateway takes many reports in one turn of the event loop. Written one
-transaction each, every report pays its own COMMIT: the log pages and an fsync. Here
-they share one; each is written in a savepoint of its own, so a refused write (a
-constraint) is undone alone and answered alone. Nobody is answered before the shared
-COMMIT: every answer is as durable as a transaction of its own would have made it.
+A busy gateway takes many reports, and settles many deliveries, in one turn of the
+event loop. Written one transaction each, every one pays its own COMMIT: the log pages
+and an fsync. Here they share one; each is written in a savepoint of its own, so a
+write that a constraint refuses is undone alone and answered alone. Nobody is
+answered before the shared COMMIT: every answer is as durable as a transaction of its
+own would have made it.
 """
 
 from __future__ import annotations
@@ -12,16 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Generic, TypeVar, cast
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from gateway.adapters.sql_db import Session
 from gateway.adapters.store.sql import run, transaction
 
-Item = TypeVar("Item")
-Result = TypeVar("Result")
+R = TypeVar("R")
 
-Write = Callable[[Session, Item], Awaitable[Result]]
-Undone = Callable[[Session, Item, Exception], Awaitable[Result]]
+Write = Callable[[Session], Awaitable[R]]
+IfRefused = Callable[[Session, Exception], Awaitable[R]]
 
 
 @contextlib.asynccontextmanager
@@ -37,68 +39,74 @@ async def savepoint(conn: Session) -> AsyncIterator[None]:
     await run(conn, "RELEASE SAVEPOINT one_write")
 
 
-class GroupCommit(Generic[Item, Result]):
-    """``submit(item)`` writes ``item`` with ``write`` in a transaction shared with the
-    items submitted meanwhile. An item whose write raises ``refused`` is undone alone
-    and answered by ``undone`` (in the same transaction; what that raises is this
-    item's answer alone); any other failure fails the whole group. An item whose
-    submitter is cancelled before the write lock is taken is not written."""
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    write: Write[Any]
+    if_refused: IfRefused[Any] | None
+    answer: asyncio.Future[Any]
+
+
+class GroupCommit:
+    """``submit(write)`` runs ``write`` in a transaction shared with the writes submitted
+    meanwhile. A write that raises ``refused`` is undone alone and answered by its
+    ``if_refused`` (in the same transaction) or with the refusal; what ``if_refused``
+    raises is its submitter's answer alone. Any other failure fails the whole group. A
+    write whose submitter is cancelled before the write lock is taken is not run."""
 
     def __init__(
         self,
         session: Callable[[], contextlib.AbstractAsyncContextManager[Session]],
-        write: Write[Item, Result],
         *,
         refused: type[Exception],
-        undone: Undone[Item, Result],
     ) -> None:
         self._session = session
-        self._write = write
         self._refused = refused
-        self._undone = undone
-        self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._waiting: list[_Asked] = []
         self._committer: asyncio.Task[None] | None = None
 
-    async def submit(self, item: Item) -> Result:
-        answer: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self._waiting.append((item, answer))
+    async def submit(self, write: Write[R], if_refused: IfRefused[R] | None = None) -> R:
+        answer: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Asked(write, if_refused, answer))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_all(), name="group-commit")
         return await answer
 
     async def _commit_all(self) -> None:
         while self._waiting:
-            group: list[tuple[Item, asyncio.Future[Result]]] = []
+            group: list[_Asked] = []
             try:
                 async with self._session() as conn, transaction(conn):
-                    group = [(i, a) for i, a in self._waiting if not a.cancelled()]
+                    group = [asked for asked in self._waiting if not asked.answer.cancelled()]
                     self._waiting = []
-                    outcomes = [await self._write_one(conn, item) for item, _ in group]
+                    outcomes = [await self._run_one(conn, asked) for asked in group]
             except Exception as exc:  # noqa: BLE001 — each submitter gets the failure
                 group = group or self._take_all()
-                for _, answer in group:
-                    if not answer.done():
-                        answer.set_exception(exc)
+                for asked in group:
+                    if not asked.answer.done():
+                        asked.answer.set_exception(exc)
                 continue
-            for (_, answer), (result, failure) in zip(group, outcomes, strict=True):
-                if answer.done():
+            for asked, (result, failure) in zip(group, outcomes, strict=True):
+                if asked.answer.done():
                     continue
                 if failure is None:
-                    answer.set_result(cast(Result, result))
+                    asked.answer.set_result(result)
                 else:
-                    answer.set_exception(failure)
+                    asked.answer.set_exception(failure)
 
-    async def _write_one(self, conn: Session, item: Item) -> tuple[Result | None, Exception | None]:
-        """This item's result or its own failure (its refusal's, as ``undone`` answers it)."""
+    async def _run_one(self, conn: Session, asked: _Asked) -> tuple[Any, Exception | None]:
+        """This write's result, or its own failure (its refusal, or what ``if_refused``
+        makes of it)."""
         try:
             async with savepoint(conn):
-                return await self._write(conn, item), None
+                return await asked.write(conn), None
         except self._refused as refusal:
+            if asked.if_refused is None:
+                return None, refusal
             try:
-                return await self._undone(conn, item, refusal), None
+                return await asked.if_refused(conn, refusal), None
             except Exception as failure:  # noqa: BLE001 — this submitter's answer alone
                 return None, failure
 
-    def _take_all(self) -> list[tuple[Item, asyncio.Future[Result]]]:
+    def _take_all(self) -> list[_Asked]:
         group, self._waiting = self._waiting, []
         return group

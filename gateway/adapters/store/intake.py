@@ -3,17 +3,15 @@ audit row in one transaction, once per source reference; refused input is quaran
 
 from __future__ import annotations
 
-import functools
 import json
 import uuid
 
 from gateway import audit
 from gateway.adapters.sealing import Sealer, row_aad
-from gateway.adapters.sql_db import IntegrityViolation, Session
+from gateway.adapters.sql_db import Session
 from gateway.adapters.store.audit import append_to_audit
 from gateway.adapters.store.base import SqlBase
 from gateway.adapters.store.cases import case_columns
-from gateway.adapters.store.group_commit import GroupCommit
 from gateway.adapters.store.outbox import insert_claimed_outbox, insert_outbox
 from gateway.adapters.store.sql import fetch, run, transaction
 from gateway.adapters.store.time_text import from_text, opt_from_text, opt_text, to_text
@@ -130,18 +128,12 @@ async def _written_before(
 
 
 class IntakeSql(SqlBase):
-    @functools.cached_property
-    def _intake_commits(self) -> GroupCommit[AcceptedReport, IntakeResult]:
-        return GroupCommit(
-            self._session,
-            lambda conn, report: _write_report(conn, report, self._sealer),
-            refused=IntegrityViolation,
-            undone=_written_before,
-        )
-
     async def accept_report(self, report: AcceptedReport) -> IntakeResult:
         """Reports taken in the same turn of the event loop share one commit."""
-        return await self._intake_commits.submit(report)
+        return await self._durable_writes.submit(
+            lambda conn: _write_report(conn, report, self._sealer),
+            lambda conn, refusal: _written_before(conn, report, refusal),
+        )
 
     async def quarantine(self, item: QuarantinedInput) -> str:
         quarantine_id = str(uuid.uuid4())

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from gateway.adapters.sealing import Sealer, row_aad
 from gateway.adapters.sql_db import Row, Session
 from gateway.adapters.store.base import SqlBase
-from gateway.adapters.store.sql import fetch, run, transaction
+from gateway.adapters.store.sql import fetch, transaction
 from gateway.adapters.store.time_text import opt_from_text, opt_text, to_text
 from gateway.model import Destination, OutboundMessage, OutboxClaim, OutboxRow
 
@@ -104,25 +104,27 @@ class OutboxSql(SqlBase):
         return [_outbox_row(row, self._sealer) for row in rows]
 
     async def claim_outbox(
-        self, claimant: str, limit: int, *, now: datetime, lease_s: float
+        self, claimant: str, limit: int, *, now: datetime, lease_s: float, own: bool = True
     ) -> list[OutboxRow]:
         until = to_text(now + timedelta(seconds=lease_s))
         async with self._session() as conn:
             if not await fetch(conn, "SELECT 1 FROM outbox WHERE published_at IS NULL LIMIT 1"):
                 return []  # no write lock taken for nothing
         async with self._session() as conn, transaction(conn, durable=False):
-            await run(
+            claimed = await fetch(
                 conn,
                 "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id IN ("
                 "SELECT id FROM outbox WHERE published_at IS NULL AND (claimed_by IS NULL "
-                "OR claimed_by = ? OR claimed_until < ?) ORDER BY id LIMIT ?)",
-                (claimant, until, claimant, to_text(now), limit),
+                "OR claimed_by = ? OR claimed_until < ?) ORDER BY id LIMIT ?) RETURNING id",
+                (claimant, until, claimant if own else None, to_text(now), limit),
             )
+            if not claimed:
+                return []
+            ids = [row["id"] for row in claimed]
             rows = await fetch(
                 conn,
-                f"{_OUTBOX_ROW} WHERE published_at IS NULL AND claimed_by = ? "
-                "AND claimed_until = ? ORDER BY id",
-                (claimant, until),
+                f"{_OUTBOX_ROW} WHERE id IN ({', '.join('?' * len(ids))}) ORDER BY id",
+                ids,
             )
         return [_outbox_row(row, self._sealer) for row in rows]
 
