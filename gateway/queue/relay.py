@@ -35,6 +35,10 @@ CLAIM_LEASE_S = 30.0
 # handed over, they are published within milliseconds; not handed over (the intake
 # was cancelled between its commit and the hand-over), they wait this long.
 HAND_HOLD_S = 5.0
+# Rows handed over and not yet published, kept in memory at most; past it, rows are
+# left in the store, where the relay claims them in order (memory must not grow with
+# a backlog while the intake outruns the relay).
+HAND_LIMIT = 1000
 # Publishes awaiting their confirms at once. Each confirm must come within the
 # publisher's timeout, and on a busy loop a whole claimed batch of them did not.
 PUBLISH_WINDOW = 16
@@ -54,6 +58,7 @@ class OutboxRelay:
         poll_interval_s: float,
         batch: int = 100,
         window: int = PUBLISH_WINDOW,
+        hand_limit: int = HAND_LIMIT,
         clock: Clock,
         backoff_max_s: float = BACKOFF_MAX_S,
     ) -> None:
@@ -64,6 +69,7 @@ class OutboxRelay:
         self._publisher = publisher
         self._batch = batch
         self._window = window
+        self._hand_limit = hand_limit
         self._clock = clock
         self._poll_interval_s = poll_interval_s
         self._handed: list[OutboxRow] = []
@@ -89,7 +95,12 @@ class OutboxRelay:
         return OutboxClaim(self._claimant, now + timedelta(seconds=HAND_HOLD_S))
 
     def hand(self, rows: Sequence[OutboxRow]) -> None:
-        """Publish these committed rows, written held by ``new_claim``, now."""
+        """Publish these committed rows, written held by ``new_claim``, now (or, with
+        ``hand_limit`` rows waiting already, claim them from the store in turn)."""
+        if len(self._handed) + len(rows) > self._hand_limit:
+            self._recovering = True
+            self._loop.wake()
+            return
         if not self._handed:
             self._handed_by = time.monotonic() + HAND_HOLD_S / 2
         self._handed.extend(rows)

@@ -122,6 +122,22 @@ async def test_rows_handed_over_during_a_claim_go_out_in_the_same_round(broker: 
         await settled(store, {1, 2}, timeout_s=5)
 
 
+async def test_rows_handed_over_past_the_limit_are_claimed_in_order(broker: Broker) -> None:
+    topology = await broker.topology()
+    store = FakeStore()
+    async with running_relay(broker, topology, store, poll_interval_s=60, hand_limit=2) as relay:
+        await claimed_once(store)
+        store.outbox.extend(row(i) for i in range(1, 6))
+        store.held.update(range(1, 6))
+        for start in (0, 2, 4):
+            relay.hand(store.outbox[start : start + 2])
+
+        assert await take(broker, topology, 5) == [f"msg-{i}" for i in range(1, 6)]
+        await settled(store, set(range(1, 6)))
+        assert store.claims == 2
+        assert await message_count(broker.connection, topology.deliver_queue("c112")) == 0
+
+
 async def test_after_a_failed_publish_rows_handed_over_wait_their_turn(broker: Broker) -> None:
     topology = await broker.topology()
     store = FakeStore()
