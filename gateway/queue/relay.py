@@ -108,6 +108,7 @@ class OutboxRelay:
 
     async def drain(self, *, own: bool = True) -> int:
         """Claim and publish every pending row; answers how many were published.
+
         With ``own=False``, rows still held for this relay (handed over, or about to
         be) are left to the hand-over.
 

@@ -39,8 +39,6 @@ def _outbox_aad(message_id: str) -> bytes:
 
 
 _MARK_PUBLISHED = "UPDATE outbox SET published_at = ? WHERE id = ? AND published_at IS NULL"
-
-
 _INSERT_OUTBOX = (
     "INSERT INTO outbox (created_at, destination, routing_key, message_id, case_id, "
     "sequence, deadline_at, body, claimed_by, claimed_until) "
