@@ -82,6 +82,10 @@ class Store(Protocol):
         timer fires once even with several gateway processes."""
         ...
 
+    async def next_timer_due(self) -> datetime | None:
+        """When the earliest timer neither fired nor cancelled is due; None if there is none."""
+        ...
+
     # Delivery: per-case order, the parking lot, receipts
 
     async def record_delivered(

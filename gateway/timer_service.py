@@ -1,11 +1,14 @@
 """The timer service: fires due timers (SLA deadlines, delivery escalation) once each.
 
-Every ``poll_interval_s``, or at once after ``wake()``, it asks the store to fire what
-is due; the store claims the timers, writes the outbox rows their handlers make and
-marks them fired in one transaction, so a timer fires once across restarts and
-processes. Handlers are pure, chosen by the timer's ``kind``; a kind without a handler
-fires with no message and is reported through ``on_error``. After every round,
-committed, ``on_round`` gets what fired in it (often nothing).
+It asks the store to fire what is due when the earliest pending timer falls due, at
+once after ``wake()``, and at least every ``poll_interval_s`` (for timers that other
+processes arm). Firing timers as they fall due, not a poll's worth at a time, keeps
+each round small and the event loop free for the intake. The store claims the timers,
+writes the outbox rows their handlers make and marks them fired in one transaction, so
+a timer fires once across restarts and processes. Handlers are pure, chosen by the
+timer's ``kind``; a kind without a handler fires with no message and is reported
+through ``on_error``. After every round, committed, ``on_round`` gets what fired in it
+(often nothing).
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -59,7 +62,8 @@ class TimerService:
         return handler(timer)
 
     async def fire_due(self) -> list[Timer]:
-        """Fire every timer due now; answers them. The outbox relay is woken when any fired."""
+        """Fire every timer due now; answers them. The outbox relay is woken when any fired,
+        and the service when the next timer falls due."""
         fired: list[Timer] = []
         while True:
             batch = await self._store.fire_due_timers(self._clock(), self._batch, self._handle)
@@ -69,6 +73,9 @@ class TimerService:
         if fired:
             self._on_fired()
         self._on_round(fired)
+        due = await self._store.next_timer_due()
+        if due is not None:
+            self._loop.wake_in((due - self._clock()).total_seconds())
         return fired
 
     def _failed(self, exc: Exception, retry_in_s: float) -> None:

@@ -1,4 +1,5 @@
-"""A background loop that works now, when woken, and at least every poll interval.
+"""A background loop that works now, when woken, when it asked to be, and at least
+every poll interval.
 
 It outlives any one failure: it reports the failure, backs off (doubling, capped)
 and tries again. The outbox relay and the timer service both run on it.
@@ -30,17 +31,28 @@ class WakeLoop:
         self._on_failure = on_failure
         self._backoff_max_s = backoff_max_s
         self._woken = asyncio.Event()
+        self._wake_at: float | None = None
         self._task: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """Work now rather than at the next poll."""
         self._woken.set()
 
+    def wake_in(self, delay_s: float) -> None:
+        """Called by the work: work again after ``delay_s`` if that comes before the next
+        poll (the earliest such request of a round wins)."""
+        at = asyncio.get_running_loop().time() + max(delay_s, 0.0)
+        if self._wake_at is None or at < self._wake_at:
+            self._wake_at = at
+
     async def run(self) -> None:
-        """Work, then wait for a wake-up or the poll interval; forever."""
+        """Work, then wait for a wake-up, the time the work asked for, or the poll
+        interval; forever."""
         backoff_s = BACKOFF_FIRST_S
+        loop = asyncio.get_running_loop()
         while True:
             self._woken.clear()
+            self._wake_at = None
             try:
                 await self._work()
             except Exception as exc:  # noqa: BLE001 — the loop must outlive any one failure
@@ -49,8 +61,11 @@ class WakeLoop:
                 backoff_s = min(backoff_s * 2, self._backoff_max_s)
                 continue
             backoff_s = BACKOFF_FIRST_S
+            wait_s = self._poll_interval_s
+            if self._wake_at is not None:
+                wait_s = min(wait_s, self._wake_at - loop.time())
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._poll_interval_s):
+                async with asyncio.timeout(max(wait_s, 0.0)):
                     await self._woken.wait()
 
     def start(self) -> None:

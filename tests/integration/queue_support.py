@@ -190,6 +190,9 @@ class FakeStore:
             self.attempts.extend(effects.delivery_log)
         return due
 
+    async def next_timer_due(self) -> datetime | None:
+        return min((t.fire_at for t in self.timers), default=None)
+
     async def remember_webhook_id(
         self, webhook_id: str, *, signed_at: int, seen_at: datetime, keep_until: datetime
     ) -> bool:

@@ -119,6 +119,23 @@ async def test_cancelled_timers_never_fire(store: SqlStore) -> None:
     assert await store.cancel_timers(subject="b") == 0, "a fired timer is not cancelled"
 
 
+async def test_the_next_timer_due_is_the_earliest_neither_fired_nor_cancelled(
+    store: SqlStore,
+) -> None:
+    assert await store.next_timer_due() is None
+    await store.schedule_timers(
+        [
+            timer(1, T0 + timedelta(seconds=5)),
+            timer(2, T0 + timedelta(seconds=1)),
+            timer(3, T0, subject="gone"),
+        ]
+    )
+    await store.cancel_timers(subject="gone")
+    assert await store.next_timer_due() == T0 + timedelta(seconds=1)
+    await store.fire_due_timers(T0 + timedelta(seconds=1), 10, message_of)
+    assert await store.next_timer_due() == T0 + timedelta(seconds=5)
+
+
 async def test_a_failing_handler_leaves_the_timer_unfired(store: SqlStore) -> None:
     await store.schedule_timers([timer(1, T0), timer(2, T0)])
 
@@ -259,6 +276,26 @@ async def test_the_timer_service_fires_by_kind_and_wakes_the_relay(store: SqlSto
     assert await service.fire_due() == []
     assert woken == [1], "nothing fired, nothing to publish"
     assert rounds == [["timer-1", "timer-2"], []], "told of every round, after its commits"
+
+
+async def test_the_timer_service_fires_a_timer_when_it_falls_due_not_at_its_poll(
+    store: SqlStore,
+) -> None:
+    def now() -> datetime:
+        return datetime.now(UTC)
+
+    service = TimerService(store, clock=now, handlers={"test.kind": message_of}, poll_interval_s=60)
+    await store.schedule_timers([timer(1, now() + timedelta(seconds=0.3))])
+    service.start()
+    try:
+        async with asyncio.timeout(5):
+            while not await fired_ids(store):  # noqa: ASYNC110 - the store has no signal
+                await asyncio.sleep(0.01)
+    finally:
+        await service.stop()
+    [(fired, fired_at)] = await store.timers_of(CASE.case_id)
+    assert fired_at is not None
+    assert fired_at >= fired.fire_at, "not before it fell due"
 
 
 async def test_a_woken_timer_service_fires_without_waiting_for_its_poll(

@@ -116,6 +116,15 @@ class TimerSql(SqlBase):
                 fired.append(timer)
         return fired
 
+    async def next_timer_due(self) -> datetime | None:
+        async with self._session() as conn:
+            rows = await fetch(
+                conn,
+                "SELECT MIN(fire_at) AS due FROM timers "
+                "WHERE fired_at IS NULL AND cancelled_at IS NULL",
+            )
+        return opt_from_text(rows[0]["due"])
+
     async def timers_of(self, case_id: str) -> list[tuple[Timer, datetime | None]]:
         """Every timer of a case, fired or not, with when it fired (for ops and tests)."""
         async with self._session() as conn:
