@@ -138,7 +138,12 @@ class Settings(BaseSettings):
         ),
     )
     sla_timer_poll_s: float = Field(
-        1.0, gt=0, description="How often due SLA and delivery timers are looked for (seconds)."
+        1.0,
+        gt=0,
+        description=(
+            "At most this long between looks for due SLA and delivery timers (seconds); "
+            "each timer also fires when it falls due."
+        ),
     )
 
     @field_validator("retry_delays_s")
