@@ -78,18 +78,26 @@ def escalation_timers(
         "deadline_at": deadline_at.isoformat(),
         "kecamatan": kecamatan_slug or "",
         "risk": risk or "",
-        "body": message.body.decode(),
     }
-    return tuple(
+    # Only the at-risk timer may need the message again (the failover copy); every copy
+    # kept is one more place the victim's data lies, and one more sealed write per message.
+    return (
         Timer(
-            timer_id=f"{message.message_id}:{kind}",
-            kind=kind,
+            timer_id=f"{message.message_id}:{AT_RISK}",
+            kind=AT_RISK,
             case_id=message.case_id,
             subject=message.message_id,
-            fire_at=fire_at,
+            fire_at=at_risk_at,
+            data={**data, "body": message.body.decode()},
+        ),
+        Timer(
+            timer_id=f"{message.message_id}:{DEADLINE_MISSED}",
+            kind=DEADLINE_MISSED,
+            case_id=message.case_id,
+            subject=message.message_id,
+            fire_at=deadline_at,
             data=data,
-        )
-        for kind, fire_at in ((AT_RISK, at_risk_at), (DEADLINE_MISSED, deadline_at))
+        ),
     )
 
 

@@ -60,6 +60,15 @@ def test_at_risk_fires_at_80_percent_and_missed_at_the_deadline(
     assert len({t.timer_id for t in found}) == 2
 
 
+def test_only_the_at_risk_timer_keeps_a_copy_of_the_message() -> None:
+    found = escalation_timers(
+        message(deadline=timedelta(minutes=5)), sent_at=SENT, kecamatan_slug=None, risk=None
+    )
+    by_kind = {t.kind: t for t in found}
+    assert "body" in by_kind[AT_RISK].data, "the failover copy is made from it"
+    assert "body" not in by_kind[DEADLINE_MISSED].data
+
+
 @pytest.mark.parametrize(
     "msg",
     [message(deadline=None), message(destination=Destination.EVENTS, deadline=timedelta(1))],
