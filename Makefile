@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck unit integration services schemas clean bench bench-smoke
+.PHONY: run test lint typecheck unit integration services schemas clean bench bench-smoke bench-scale-out
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,14 @@ bench: $(STAMP)
 	scripts/ensure-services.sh rabbitmq
 	$(BIN)/python -m bench --all --conditions "$(CONDITIONS)" \
 		--markdown docs/performance.md --notes bench/notes.md --json-out bench/results/latest.json
+
+# The production shape on this machine: PostgreSQL, one API process and two workers;
+# rising rate and 50/s, results into docs/performance-scale-out.md (about 10 minutes).
+bench-scale-out: $(STAMP)
+	scripts/ensure-services.sh rabbitmq postgres
+	$(BIN)/python -m bench rising fixed --store postgresql --workers 2 \
+		--conditions "$(CONDITIONS)" --markdown docs/performance-scale-out.md \
+		--img-dir docs/img/scale-out --json-out bench/results/scale-out.json
 
 bench-smoke: $(STAMP)
 	scripts/ensure-services.sh rabbitmq

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from bench import scenarios
+from bench.database import postgres_database
 from bench.loadgen import ReceiverClient
 from bench.machine import describe
 from bench.processes import LOOPBACK, Service, child_env, python_module, unused_port
 from bench.reports import ROOT
-from bench.targets import start_baseline, start_gateway, stop
+from bench.targets import GatewaySetup, start_baseline, start_gateway, stop
 
 SCENARIOS = ("smoke", "rising", "fixed", "backlog", "memory")
 FULL_RUN = ("rising", "fixed", "backlog", "memory")
@@ -44,6 +45,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile-gateway",
         type=Path,
         help="run the gateway under cProfile and write its stats here when it stops",
+    )
+    parser.add_argument(
+        "--store",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the gateway's store: a SQLite file in the work directory, or a PostgreSQL "
+        "database made for the run on the local server ($BENCH_POSTGRES_URL) and dropped after",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="0: one all-in-one gateway process; N: one API process and N worker processes",
     )
     parser.add_argument("--smoke-rate", type=float, default=20.0)
     parser.add_argument("--smoke-seconds", type=float, default=3.0)
@@ -76,6 +90,15 @@ def gateway_command(profile: Path | None) -> list[str]:
 
 
 async def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
+    if args.store == "postgresql":
+        async with postgres_database() as url:
+            return await _run(args, work_dir, url)
+    return await _run(args, work_dir, None)
+
+
+async def _run(
+    args: argparse.Namespace, work_dir: Path, database_url: str | None
+) -> dict[str, Any]:
     wanted = args.scenario
     port = unused_port()
     receiver = Service(
@@ -90,8 +113,10 @@ async def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
     started = time.monotonic()
     try:
         await receiver.wait_ready(f"{bench.receiver.base_url}/_bench/count")
+        setup = GatewaySetup(workers=args.workers, database_url=database_url)
+        results["setup"] = setup.describe()
         bench.gateway = await start_gateway(
-            work_dir, bench.receiver.url, gateway_command(args.profile_gateway)
+            work_dir, bench.receiver.url, gateway_command(args.profile_gateway), setup
         )
         if {"smoke", "rising", "fixed"} & set(wanted):
             bench.baseline = await start_baseline(work_dir, bench.receiver.url)

@@ -80,24 +80,42 @@ def child_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
 @dataclass
 class Meter:
-    """CPU seconds and resident memory of one process, sampled in the background."""
+    """CPU seconds and resident memory of the processes of one system under test, summed,
+    sampled in the background; with ``server`` (a process name, ``postgres``), also the
+    CPU seconds of that database server's processes."""
 
-    pid: int
+    pids: Sequence[int]
+    server: str | None = None
     interval_s: float = 0.2
     samples: list[tuple[float, int]] = field(default_factory=list)
     _task: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
-        self._process = psutil.Process(self.pid)
+        self._processes = [psutil.Process(pid) for pid in self.pids]
 
     def cpu_seconds(self) -> float:
-        times = self._process.cpu_times()
-        return float(times.user + times.system)
+        return sum(_cpu(p) for p in self._processes)
+
+    def server_cpu_seconds(self) -> float | None:
+        """Of the server's processes alive now (a backend that ended takes its time along)."""
+        if self.server is None:
+            return None
+        total = 0.0
+        for p in psutil.process_iter(["name"]):
+            if p.info["name"] == self.server:
+                with contextlib.suppress(psutil.Error):
+                    total += _cpu(p)
+        return total
 
     def rss(self) -> int:
-        return int(self._process.memory_info().rss)
+        return sum(int(p.memory_info().rss) for p in self._processes)
 
     def start(self) -> None:
         self.samples.clear()

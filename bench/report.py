@@ -172,6 +172,23 @@ def plot_memory(memory: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
+def describe_setup(setup: dict[str, Any] | None) -> str:
+    """How the gateway ran; runs saved before setups were recorded had the default one."""
+    setup = setup or {"store": "sqlite", "api_processes": 1, "worker_processes": 0}
+    store = (
+        "SQLite store in a temporary directory"
+        if setup["store"] == "sqlite"
+        else "a PostgreSQL database of the run's own on the local server"
+    )
+    workers = setup["worker_processes"]
+    if workers == 0:
+        return f"one `gateway serve` process, {store}"
+    return (
+        f"one `gateway serve --role api` process and {workers} `--role worker` "
+        f"process{'es' if workers > 1 else ''}, {store}"
+    )
+
+
 def render(results: dict[str, Any], img_dir: Path, doc_dir: Path) -> str:
     """The page; writes the plots into ``img_dir`` and links them relative to ``doc_dir``."""
     img_dir.mkdir(parents=True, exist_ok=True)
@@ -180,12 +197,14 @@ def render(results: dict[str, Any], img_dir: Path, doc_dir: Path) -> str:
     lines = [
         "# Performance",
         "",
-        "Measured by `make bench` (`python -m bench --all`; see `bench/__init__.py` and "
-        "`python -m bench --help`). Everything runs on this one machine and talks to "
-        "127.0.0.1 only: the gateway (`gateway serve`, SQLite store in a temporary "
-        "directory, its own namespace), the bare baseline (`bench/baseline.py`), the fast "
-        "112 receiver (`bench/receiver.py`) and the load generator are separate processes; "
-        "RabbitMQ is the local one.",
+        "Measured by `python -m bench` (see `bench/__init__.py` and `python -m bench --help`): "
+        "`make bench` runs all four scenarios against one all-in-one process on SQLite, "
+        "`make bench-scale-out` the rising rate and 50/s against the production shape "
+        "(PostgreSQL, one API process, two workers). Everything runs on this one machine "
+        "and talks to 127.0.0.1 only: the gateway "
+        f"({describe_setup(results.get('setup'))}, its own namespace), the bare baseline "
+        "(`bench/baseline.py`), the fast 112 receiver (`bench/receiver.py`) and the load "
+        "generator are separate processes; RabbitMQ is the local one.",
         "",
         "How it measures:",
         "",
@@ -202,9 +221,9 @@ def render(results: dict[str, Any], img_dir: Path, doc_dir: Path) -> str:
         "local) per second from the first scheduled send to the last completion. A step is "
         "*saturated* when it achieves < 90 % of the offered rate, loses a report, errs, or "
         "its p99 passes 1 s; the saturated rate is the best achieved rate of the run.",
-        "- **CPU** is the gateway process's user + system seconds (psutil) over the phase, "
-        "per 1 000 accepted reports; **RSS** is sampled every 0.2 s (1 s in the 100 000 "
-        "backlog).",
+        "- **CPU** is the gateway processes' user + system seconds (psutil) over the phase, "
+        "per 1 000 accepted reports (a PostgreSQL server's own is given apart); **RSS**, "
+        "summed over them, is sampled every 0.2 s (1 s in the 100 000 backlog).",
         "- **Backlogs** are built by posting as fast as the gateway takes them (16 requests "
         "in flight, each signed as it goes) while the receiver answers 503; that build "
         "is not a load model and its latency is not reported.",
@@ -220,11 +239,12 @@ def render(results: dict[str, Any], img_dir: Path, doc_dir: Path) -> str:
         "consumer (prefetch 32) that POSTs it to the same receiver. No validation, store, "
         "redaction or signing.",
         "",
-        'To run it: `make bench` (all four scenarios; `CONDITIONS="quiet machine"` labels '
-        "the run) or `make bench-smoke` (a few seconds at 20 reports/s against both). One "
+        'To run it: `make bench` or `make bench-scale-out` (`CONDITIONS="quiet machine"` '
+        "labels the run), or `make bench-smoke` (a few seconds at 20 reports/s). One "
         "scenario: `.venv/bin/python -m bench rising|fixed|backlog|memory "
         "--markdown docs/performance.md`; every limit and rate is a flag (`--help`). "
-        "The raw figures of the run below are in `bench/results/latest.json`. "
+        "The raw figures of the run below are in `bench/results/latest.json` "
+        "(`scale-out.json` for the production shape). "
         "`--profile-gateway FILE` runs the gateway under cProfile and writes its stats "
         "to FILE when it stops (`python -m pstats FILE`).",
         "",
@@ -241,6 +261,7 @@ def render(results: dict[str, Any], img_dir: Path, doc_dir: Path) -> str:
         f"| gateway code | {machine.get('git', '–')} |",
         f"| load average (1 min) | {machine['loadavg_1m_at_start']} at start, "
         f"{machine.get('loadavg_1m_at_end', '–')} at end |",
+        f"| gateway | {describe_setup(results.get('setup'))} |",
         f"| conditions | {results.get('conditions') or '–'} |",
         "",
         "## Targets (issue 8)",
@@ -281,6 +302,11 @@ def render(results: dict[str, Any], img_dir: Path, doc_dir: Path) -> str:
                 ratio = gw_cpu / base_cpu
                 lines.append(
                     f"| CPU s per 1 000 reports | {gw_cpu:.2f} | {base_cpu:.2f} | {ratio:.1f} |"
+                )
+            server_cpu = fixed["gateway"].get("store_server_cpu_s_per_1000")
+            if server_cpu is not None:
+                lines.append(
+                    f"| PostgreSQL server CPU s per 1 000 reports | {server_cpu:.2f} | – | – |"
                 )
         lines.append("")
     if rising:

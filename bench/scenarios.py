@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from bench.loadgen import Progress, ReceiverClient, Schedule, Sent, fill, play
-from bench.processes import Meter
 from bench.reports import make_reports, sign_reports
 from bench.stats import inversion_fraction, latency_summary_ms
 from bench.targets import Target
@@ -99,6 +98,7 @@ async def phase(
     await bench.receiver.forget()
     meter = target.meter()
     cpu_before = meter.cpu_seconds()
+    server_before = meter.server_cpu_seconds()
     meter.start()
     schedule = Schedule(rate)
     await play(target.intake_url, reports, schedule, reads_decision=target.reads_decision)
@@ -106,6 +106,7 @@ async def phase(
     settled = await bench.receiver.wait_for(expected, SETTLE_S) >= expected
     await meter.stop()
     cpu_s = meter.cpu_seconds() - cpu_before
+    server_after = meter.server_cpu_seconds()
     receipts = await bench.receiver.receipts()
     arrivals = {reference: t_ns for reference, t_ns, _ in receipts["arrivals"]}
     result = summarise(
@@ -118,6 +119,9 @@ async def phase(
     )
     result["duplicates_at_112"] = receipts["duplicates"]
     result["seconds"] = seconds
+    if server_before is not None and server_after is not None and result["accepted"]:
+        spent = server_after - server_before
+        result["store_server_cpu_s_per_1000"] = round(spent / result["accepted"] * 1000, 3)
     if not settled:
         await _quiesce(bench.receiver)
     return result
@@ -238,7 +242,7 @@ async def memory(bench: Bench, count: int) -> dict[str, Any]:
     reports = make_reports(count, f"memory{count}", share_112=1.0)
     await bench.receiver.forget()
     await bench.receiver.answer_with(503)
-    meter = Meter(target.service.pid)
+    meter = target.meter()
     rss_start = meter.rss()
     progress = Progress()
     samples: list[list[float]] = []

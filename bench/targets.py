@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 
@@ -29,32 +30,51 @@ def new_secret() -> str:
 
 @dataclass
 class Target:
-    """A running system under test."""
+    """A running system under test: its processes, the first of which takes reports."""
 
     name: str
-    service: Service
+    services: list[Service]
     base_url: str
     inbound_secret: str
     reads_decision: bool
     namespace: str
+    server: str | None = None  # the database server's process name, when it has one
 
     @property
     def intake_url(self) -> str:
         return self.base_url + INTAKE_PATH
 
     def meter(self) -> Meter:
-        return Meter(self.service.pid)
+        return Meter([s.pid for s in self.services], server=self.server)
 
 
-async def start_gateway(work_dir: Path, receiver_url: str, command: Sequence[str]) -> Target:
-    port = unused_port()
+@dataclass(frozen=True)
+class GatewaySetup:
+    """How the gateway runs: one ``--role all`` process, or one ``--role api`` process and
+    ``workers`` ``--role worker`` processes; on SQLite (a file in the work directory) or
+    on the PostgreSQL database at ``database_url``."""
+
+    workers: int = 0
+    database_url: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "store": "sqlite" if self.database_url is None else "postgresql",
+            "api_processes": 1,
+            "worker_processes": self.workers,
+        }
+
+
+async def start_gateway(
+    work_dir: Path, receiver_url: str, command: Sequence[str], setup: GatewaySetup
+) -> Target:
     namespace = f"bench{uuid.uuid4().hex[:8]}"
     inbound = new_secret()
-    env = child_env(
+    database_url = setup.database_url or f"sqlite:///{work_dir / 'gateway.sqlite3'}"
+    shared = dict(
         GATEWAY_HTTP_HOST=LOOPBACK,
-        GATEWAY_HTTP_PORT=str(port),
         GATEWAY_NAMESPACE=namespace,
-        GATEWAY_DATABASE_URL=f"sqlite:///{work_dir / 'gateway.sqlite3'}",
+        GATEWAY_DATABASE_URL=database_url,
         GATEWAY_AMQP_URL=AMQP_URL,
         GATEWAY_C112_URL=receiver_url,
         GATEWAY_C112_SECRET=new_secret(),
@@ -66,11 +86,27 @@ async def start_gateway(work_dir: Path, receiver_url: str, command: Sequence[str
         GATEWAY_RATE_LIMIT_PER_S=str(UNLIMITED),
         GATEWAY_RATE_LIMIT_BURST=str(UNLIMITED),
     )
-    service = Service("gateway", command, env, work_dir)
-    base_url = f"http://{LOOPBACK}:{port}"
-    target = Target("gateway", service, base_url, inbound, True, namespace)
+    roles = ["all"] if setup.workers == 0 else ["api"] + ["worker"] * setup.workers
+    target = Target(
+        "gateway",
+        [],
+        "",
+        inbound,
+        True,
+        namespace,
+        server=None if setup.database_url is None else "postgres",
+    )
     try:
-        await service.wait_ready(base_url + "/readyz", timeout_s=60)
+        # one after the other: the first applies the migrations
+        for n, role in enumerate(roles):
+            port = unused_port()
+            name = "gateway" if n == 0 else f"gateway-{role}-{n}"
+            env = child_env(**shared, GATEWAY_HTTP_PORT=str(port))
+            service = Service(name, [*command, "--role", role], env, work_dir)
+            target.services.append(service)
+            url = f"http://{LOOPBACK}:{port}"
+            target.base_url = target.base_url or url
+            await service.wait_ready(url + "/readyz", timeout_s=60)
     except RuntimeError:
         await stop(target)
         raise
@@ -93,14 +129,15 @@ async def start_baseline(work_dir: Path, receiver_url: str) -> Target:
     )
     service = Service("baseline", argv, child_env(), work_dir)
     base_url = f"http://{LOOPBACK}:{port}"
-    target = Target("baseline", service, base_url, new_secret(), False, queue)
+    target = Target("baseline", [service], base_url, new_secret(), False, queue)
     await service.wait_ready(base_url + "/readyz")
     return target
 
 
 async def stop(target: Target) -> None:
     """Stop the process; for the gateway, also delete its exchanges and queues."""
-    target.service.stop()
+    for service in target.services:
+        service.stop()
     if target.name != "gateway":
         return
     settings = Settings.model_validate({"namespace": target.namespace})

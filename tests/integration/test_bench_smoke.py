@@ -68,3 +68,40 @@ def test_bench_smoke_delivers_every_report_through_gateway_and_baseline(tmp_path
     gateway, baseline = results["smoke"]["gateway"], results["smoke"]["baseline"]
     assert gateway["expected_at_112"] >= 0.7 * gateway["accepted"]
     assert baseline["expected_at_112"] == baseline["accepted"]
+
+
+@pytest.mark.timeout(90)
+def test_bench_smoke_runs_the_gateway_as_an_api_and_two_workers_on_postgresql(
+    tmp_path: Path,
+) -> None:
+    out, work = tmp_path / "results.json", tmp_path / "work"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "smoke",
+            "--store=postgresql",
+            "--workers=2",
+            f"--smoke-rate={RATE}",
+            f"--smoke-seconds={SECONDS}",
+            f"--json-out={out}",
+            f"--work-dir={work}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=80,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results["setup"] == {"store": "postgresql", "api_processes": 1, "worker_processes": 2}
+    phase = results["smoke"]["gateway"]
+    assert phase["sent"] == phase["accepted"] == RATE * SECONDS
+    assert phase["received_at_112"] == phase["expected_at_112"] > 0
+    assert phase["store_server_cpu_s_per_1000"] > 0
+    delivered = '"delivery.delivered"'
+    assert delivered not in (work / "gateway.log").read_text(), "the API process only takes"
+    for worker in ("gateway-worker-1.log", "gateway-worker-2.log"):
+        assert delivered in (work / worker).read_text(), f"{worker} delivered nothing"
