@@ -32,6 +32,7 @@ from standardwebhooks.webhooks import Webhook
 from gateway import signing
 from gateway.adapters.simulator_112 import create_simulator_app
 from gateway.adapters.store import SqlStore
+from gateway.adapters.store.receipts import PRUNE_EVERY
 from gateway.bootstrap import RUNTIME, build_app
 
 SEALER = sealer_for_test()
@@ -314,6 +315,22 @@ async def test_remembered_webhook_ids_are_pruned_once_stale(tmp_path: Path) -> N
         later = keep + timedelta(seconds=1)
         assert await store.remember_webhook_id("b", signed_at=3, seen_at=later, keep_until=later)
         assert await store.remember_webhook_id("a", signed_at=1, seen_at=later, keep_until=later)
+    finally:
+        await store.close()
+
+
+async def test_stale_webhook_ids_are_pruned_at_most_once_a_second(tmp_path: Path) -> None:
+    store = await SqlStore.open(tmp_path / "s.sqlite3", sealer=SEALER)
+    now = datetime.now(UTC)
+    soon = now + timedelta(milliseconds=100)
+    try:
+        assert await store.remember_webhook_id("a", signed_at=1, seen_at=now, keep_until=soon)
+        within = soon + timedelta(milliseconds=100)
+        assert not await store.remember_webhook_id(
+            "a", signed_at=1, seen_at=within, keep_until=within
+        ), "stale, but the last pruning was less than a second ago"
+        after = now + PRUNE_EVERY
+        assert await store.remember_webhook_id("a", signed_at=1, seen_at=after, keep_until=after)
     finally:
         await store.close()
 
