@@ -4,10 +4,14 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
+from databases import create_postgres_database, drop_postgres_database
 from samples import sealer_for_test, valid_01_case
 
+from gateway.adapters.sql_db import numbered_placeholders
 from gateway.adapters.store import SqlStore
+from gateway.adapters.store.timers import CANCEL_PENDING
 from gateway.model import (
     AcceptedReport,
     AttemptOutcome,
@@ -317,3 +321,36 @@ async def test_a_woken_timer_service_fires_without_waiting_for_its_poll(
     finally:
         await service.stop()
     assert await fired_ids(store) == {"timer-1"}
+
+
+async def test_postgresql_cancels_by_subject_without_walking_every_pending_timer() -> None:
+    """The plan PostgreSQL caches for the cancel (made before the table has statistics)
+    looks the subject up, rather than scanning every pending timer for it."""
+    url = await create_postgres_database()
+    try:
+        store = await SqlStore.connect(url, sealer=SEALER)
+        try:
+            await accept(store)
+            await store.schedule_timers(
+                [timer(n, T0 + timedelta(seconds=n), subject=f"s{n}") for n in range(2000)]
+            )
+        finally:
+            await store.close()
+        pg = await asyncpg.connect(url)
+        try:
+            await pg.execute(
+                f"PREPARE cancel(text, text) AS {numbered_placeholders(CANCEL_PENDING)}"
+            )
+            for _ in range(6):  # past the custom plans PostgreSQL makes before a generic one
+                await pg.execute("EXECUTE cancel('2026-11-30T07:00:00.000000+00:00', 'none')")
+            plan = "\n".join(
+                row[0]
+                for row in await pg.fetch(
+                    "EXPLAIN EXECUTE cancel('2026-11-30T07:00:00.000000+00:00', 's7')"
+                )
+            )
+        finally:
+            await pg.close()
+    finally:
+        await drop_postgres_database(url)
+    assert "timers_pending_subject" in plan, plan

@@ -64,16 +64,17 @@ def timer_of(row: Row, sealer: Sealer) -> Timer:
     )
 
 
+CANCEL_PENDING = (
+    "UPDATE timers SET cancelled_at = ? "
+    "WHERE subject = ? AND fired_at IS NULL AND cancelled_at IS NULL"
+)
+
+
 async def cancel_subjects(conn: Session, subjects: Sequence[str], at: datetime) -> int:
     """Inside the caller's write transaction: the timers of ``subjects`` not fired yet."""
     cancelled = 0
     for subject in subjects:
-        cancelled += await run(
-            conn,
-            "UPDATE timers SET cancelled_at = ? "
-            "WHERE subject = ? AND fired_at IS NULL AND cancelled_at IS NULL",
-            (to_text(at), subject),
-        )
+        cancelled += await run(conn, CANCEL_PENDING, (to_text(at), subject))
     return cancelled
 
 
