@@ -91,8 +91,10 @@ def gateway_command(profile: Path | None) -> list[str]:
 
 async def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
     if args.store == "postgresql":
-        async with postgres_database() as url:
-            return await _run(args, work_dir, url)
+        async with postgres_database() as database:
+            results = await _run(args, work_dir, database.url)
+            results["setup"]["server_autovacuum"] = database.autovacuum
+            return results
     return await _run(args, work_dir, None)
 
 

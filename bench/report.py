@@ -180,6 +180,10 @@ def describe_setup(setup: dict[str, Any] | None) -> str:
         if setup["store"] == "sqlite"
         else "a PostgreSQL database of the run's own on the local server"
     )
+    if setup.get("server_autovacuum") is False:
+        store += (
+            " (the server runs without autovacuum: the run vacuumed and analysed it every 20 s)"
+        )
     workers = setup["worker_processes"]
     if workers == 0:
         return f"one `gateway serve` process, {store}"
