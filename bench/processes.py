@@ -103,16 +103,16 @@ class Meter:
     def cpu_seconds(self) -> float:
         return sum(_cpu(p) for p in self._processes)
 
-    def server_cpu_seconds(self) -> float | None:
-        """Of the server's processes alive now (a backend that ended takes its time along)."""
+    def server_cpu(self) -> dict[int, float] | None:
+        """CPU seconds of each of the server's processes alive now."""
         if self.server is None:
             return None
-        total = 0.0
+        spent = {}
         for p in psutil.process_iter(["name"]):
             if p.info["name"] == self.server:
                 with contextlib.suppress(psutil.Error):
-                    total += _cpu(p)
-        return total
+                    spent[p.pid] = _cpu(p)
+        return spent
 
     def rss(self) -> int:
         return sum(int(p.memory_info().rss) for p in self._processes)
@@ -135,3 +135,9 @@ class Meter:
         while True:
             self.samples.append((time.monotonic(), self.rss()))
             await asyncio.sleep(self.interval_s)
+
+
+def server_cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """What the server's processes spent between two ``Meter.server_cpu`` readings; a
+    process that ended in between takes its share along (it is not counted)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())

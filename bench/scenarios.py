@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from bench.loadgen import Progress, ReceiverClient, Schedule, Sent, fill, play
+from bench.processes import server_cpu_between
 from bench.reports import make_reports, sign_reports
 from bench.stats import inversion_fraction, latency_summary_ms
 from bench.targets import Target
@@ -98,7 +99,7 @@ async def phase(
     await bench.receiver.forget()
     meter = target.meter()
     cpu_before = meter.cpu_seconds()
-    server_before = meter.server_cpu_seconds()
+    server_before = meter.server_cpu()
     meter.start()
     schedule = Schedule(rate)
     await play(target.intake_url, reports, schedule, reads_decision=target.reads_decision)
@@ -106,7 +107,7 @@ async def phase(
     settled = await bench.receiver.wait_for(expected, SETTLE_S) >= expected
     await meter.stop()
     cpu_s = meter.cpu_seconds() - cpu_before
-    server_after = meter.server_cpu_seconds()
+    server_after = meter.server_cpu()
     receipts = await bench.receiver.receipts()
     arrivals = {reference: t_ns for reference, t_ns, _ in receipts["arrivals"]}
     result = summarise(
@@ -120,7 +121,7 @@ async def phase(
     result["duplicates_at_112"] = receipts["duplicates"]
     result["seconds"] = seconds
     if server_before is not None and server_after is not None and result["accepted"]:
-        spent = server_after - server_before
+        spent = server_cpu_between(server_before, server_after)
         result["store_server_cpu_s_per_1000"] = round(spent / result["accepted"] * 1000, 3)
     if not settled:
         await _quiesce(bench.receiver)
