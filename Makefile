@@ -48,6 +48,7 @@ bench-scale-out: $(STAMP)
 	scripts/ensure-services.sh rabbitmq postgres
 	$(BIN)/python -m bench rising fixed --store postgresql --workers 2 \
 		--conditions "$(CONDITIONS)" --markdown docs/performance-scale-out.md \
+		--notes bench/notes-scale-out.md \
 		--img-dir docs/img/scale-out --json-out bench/results/scale-out.json
 
 bench-smoke: $(STAMP)
