@@ -81,23 +81,20 @@ def escalation_timers(
     }
     # Only the at-risk timer may need the message again (the failover copy); every copy
     # kept is one more place the victim's data lies, and one more sealed write per message.
-    return (
+    copy = {"body": message.body.decode()}
+    return tuple(
         Timer(
-            timer_id=f"{message.message_id}:{AT_RISK}",
-            kind=AT_RISK,
+            timer_id=f"{message.message_id}:{kind}",
+            kind=kind,
             case_id=message.case_id,
             subject=message.message_id,
-            fire_at=at_risk_at,
-            data={**data, "body": message.body.decode()},
-        ),
-        Timer(
-            timer_id=f"{message.message_id}:{DEADLINE_MISSED}",
-            kind=DEADLINE_MISSED,
-            case_id=message.case_id,
-            subject=message.message_id,
-            fire_at=deadline_at,
-            data=data,
-        ),
+            fire_at=fire_at,
+            data=data | extra,
+        )
+        for kind, fire_at, extra in (
+            (AT_RISK, at_risk_at, copy),
+            (DEADLINE_MISSED, deadline_at, {}),
+        )
     )
 
 

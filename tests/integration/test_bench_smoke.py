@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,28 +29,35 @@ PHASE_FIELDS = {
 }
 
 
-@pytest.mark.timeout(60)
-def test_bench_smoke_delivers_every_report_through_gateway_and_baseline(tmp_path: Path) -> None:
-    out = tmp_path / "results.json"
+def smoke(work: Path, *options: str, timeout_s: float) -> dict[str, Any]:
+    """``python -m bench smoke`` at RATE for SECONDS with ``options``; its results."""
+    out = work / "results.json"
     done = subprocess.run(
         [
             sys.executable,
             "-m",
             "bench",
             "smoke",
+            *options,
             f"--smoke-rate={RATE}",
             f"--smoke-seconds={SECONDS}",
             f"--json-out={out}",
-            f"--work-dir={tmp_path / 'work'}",
+            f"--work-dir={work}",
         ],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=50,
+        timeout=timeout_s,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads(out.read_text())
+    results: dict[str, Any] = json.loads(out.read_text())
+    return results
+
+
+@pytest.mark.timeout(60)
+def test_bench_smoke_delivers_every_report_through_gateway_and_baseline(tmp_path: Path) -> None:
+    results = smoke(tmp_path / "work", timeout_s=50)
     assert {"nproc", "cpu_model", "ram_gib", "python", "rabbitmq"} <= results["machine"].keys()
     for target in ("gateway", "baseline"):
         phase = results["smoke"][target]
@@ -74,28 +82,8 @@ def test_bench_smoke_delivers_every_report_through_gateway_and_baseline(tmp_path
 def test_bench_smoke_runs_the_gateway_as_an_api_and_two_workers_on_postgresql(
     tmp_path: Path,
 ) -> None:
-    out, work = tmp_path / "results.json", tmp_path / "work"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "smoke",
-            "--store=postgresql",
-            "--workers=2",
-            f"--smoke-rate={RATE}",
-            f"--smoke-seconds={SECONDS}",
-            f"--json-out={out}",
-            f"--work-dir={work}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=80,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads(out.read_text())
+    work = tmp_path / "work"
+    results = smoke(work, "--store=postgresql", "--workers=2", timeout_s=80)
     assert (
         results["setup"].items()
         >= {
