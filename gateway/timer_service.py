@@ -1,14 +1,15 @@
 """The timer service: fires due timers (SLA deadlines, delivery escalation) once each.
 
-It asks the store to fire what is due when the earliest pending timer falls due, at
-once after ``wake()``, and at least every ``poll_interval_s`` (for timers that other
-processes arm). Firing timers as they fall due, not a poll's worth at a time, keeps
-each round small and the event loop free for the intake. The store claims the timers,
-writes the outbox rows their handlers make and marks them fired in one transaction, so
-a timer fires once across restarts and processes. Handlers are pure, chosen by the
-timer's ``kind``; a kind without a handler fires with no message and is reported
-through ``on_error``. After every round, committed, ``on_round`` gets what fired in it
-(often nothing).
+It asks the store to fire what is due ``gather_s`` after the earliest pending timer
+falls due, at once after ``wake()``, and at least every ``poll_interval_s`` (for timers
+that other processes arm). Firing timers as they fall due, not a poll's worth at a time,
+keeps each round small and the event loop free for the intake; gathering those that fall
+due within ``gather_s`` of one another saves a transaction for each. The store claims
+the timers, writes the outbox rows their handlers make and marks them fired in one
+transaction, so a timer fires once across restarts and processes. Handlers are pure,
+chosen by the timer's ``kind``; a kind without a handler fires with no message and is
+reported through ``on_error``. After every round, committed, ``on_round`` gets what
+fired in it (often nothing).
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +19,9 @@ from gateway.ports import Clock, Store
 from gateway.wake_loop import WakeLoop
 
 TimerHandler = Callable[[Timer], TimerEffects]
+# How late a timer may fire so that those falling due close together share a round:
+# nothing beside SOP windows of 20 s and more, or a 5-minute deadline to 112.
+GATHER_S = 0.1
 ErrorReport = Callable[[str, Mapping[str, object]], None]
 
 
@@ -37,9 +41,11 @@ class TimerService:
         on_round: Callable[[Sequence[Timer]], None] = lambda fired: None,
         on_error: ErrorReport = _ignore,
         batch: int = 100,
+        gather_s: float = GATHER_S,
     ) -> None:
         if batch < 1:
             raise ValueError("batch must be at least 1")
+        self._gather_s = gather_s
         self._store = store
         self._clock = clock
         self._handlers = dict(handlers)
@@ -75,7 +81,7 @@ class TimerService:
         self._on_round(fired)
         due = await self._store.next_timer_due()
         if due is not None:
-            self._loop.wake_in((due - self._clock()).total_seconds())
+            self._loop.wake_in((due - self._clock()).total_seconds() + self._gather_s)
         return fired
 
     def _failed(self, exc: Exception, retry_in_s: float) -> None:

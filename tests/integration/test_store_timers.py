@@ -302,6 +302,33 @@ async def test_the_timer_service_fires_a_timer_when_it_falls_due_not_at_its_poll
     assert fired_at >= fired.fire_at, "not before it fell due"
 
 
+async def test_timers_falling_due_close_together_fire_in_one_round(store: SqlStore) -> None:
+    def now() -> datetime:
+        return datetime.now(UTC)
+
+    rounds: list[list[str]] = []
+    service = TimerService(
+        store,
+        clock=now,
+        handlers={"test.kind": message_of},
+        poll_interval_s=60,
+        on_round=lambda fired: rounds.append(sorted(t.timer_id for t in fired)),
+        gather_s=0.2,
+    )
+    start = now()
+    await store.schedule_timers(
+        [timer(1, start + timedelta(seconds=0.3)), timer(2, start + timedelta(seconds=0.4))]
+    )
+    service.start()
+    try:
+        async with asyncio.timeout(5):
+            while len(await fired_ids(store)) < 2:  # noqa: ASYNC110 - the store has no signal
+                await asyncio.sleep(0.01)
+    finally:
+        await service.stop()
+    assert [r for r in rounds if r] == [["timer-1", "timer-2"]]
+
+
 async def test_a_woken_timer_service_fires_without_waiting_for_its_poll(
     store: SqlStore,
 ) -> None:
