@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from bench.database import VACUUM_EVERY_S
+
 TARGET_SHARE_OF_BASELINE = 0.60
 TARGET_P99_MS = 10.0
 TARGET_RSS_MB = 200.0
@@ -182,7 +184,8 @@ def describe_setup(setup: dict[str, Any] | None) -> str:
     )
     if setup.get("server_autovacuum") is False:
         store += (
-            " (the server runs without autovacuum: the run vacuumed and analysed it every 20 s)"
+            " (the server runs without autovacuum: the run vacuumed and analysed it every "
+            f"{VACUUM_EVERY_S:.0f} s)"
         )
     workers = setup["worker_processes"]
     if workers == 0:

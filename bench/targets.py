@@ -135,7 +135,7 @@ async def start_baseline(work_dir: Path, receiver_url: str) -> Target:
 
 
 async def stop(target: Target) -> None:
-    """Stop the process; for the gateway, also delete its exchanges and queues."""
+    """Stop the processes; for the gateway, also delete its exchanges and queues."""
     for service in target.services:
         service.stop()
     if target.name != "gateway":
