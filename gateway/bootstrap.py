@@ -60,7 +60,7 @@ from gateway.routing import C112_RECIPIENT
 from gateway.settings import Settings
 from gateway.subscriptions import SubscriptionService
 from gateway.timer_service import TimerHandler, TimerService
-from gateway.workflow import SLA_BREACHED, SLA_WARNING
+from gateway.workflow import SLA_BREACHED, SLA_WARNING, next_window_timers
 
 log = structlog.get_logger(__name__)
 
@@ -216,9 +216,15 @@ def timer_handlers(settings: Settings, clock: Callable[[], datetime]) -> dict[st
     def sla_event(timer: Timer) -> TimerEffects:
         return TimerEffects(outgoing=sla_event_messages(timer, now=clock(), sending=who))
 
+    def sla_breach(timer: Timer) -> TimerEffects:
+        return TimerEffects(
+            outgoing=sla_event_messages(timer, now=clock(), sending=who),
+            timers=next_window_timers(timer, who.new_id),
+        )
+
     return {
         SLA_WARNING: sla_event,
-        SLA_BREACHED: sla_event,
+        SLA_BREACHED: sla_breach,
         **escalation.handlers(failover=failover_on(settings), clock=clock),
     }
 

@@ -84,7 +84,9 @@ def decide(
     case = moved.case or snapshot.case
     timers = workflow.sla_timers(
         case,
-        (r for r in moved.workflow.steps if r.step in moved.timer_steps),
+        moved.workflow,
+        moved.timer_steps,
+        now=now,
         kecamatan_slug=kecamatan_slug,
         new_id=sending.new_id,
         fired=snapshot.sla_marks,

@@ -65,7 +65,9 @@ class IntakeService:
                 )
                 + workflow.sla_timers(
                     case,
-                    workflow.start(case, self.sla_scale).steps,
+                    workflow.start(case, self.sla_scale),
+                    workflow.STANDARDS,
+                    now=received_at,
                     kecamatan_slug=kecamatan_slug,
                     new_id=self.new_distribution_id,
                 ),

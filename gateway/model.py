@@ -142,6 +142,7 @@ class TimerEffects:
 
     outgoing: tuple[OutboundMessage, ...] = ()
     delivery_log: tuple[DeliveryAttempt, ...] = ()
+    timers: tuple[Timer, ...] = ()  # armed by this one's firing
 
 
 @dataclass(frozen=True, slots=True)

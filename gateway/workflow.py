@@ -7,9 +7,12 @@ opens when the step before it is done or, when that step is late, the moment its
 window closed: the SOP's schedule does not wait for a late step. So every step of the
 expected path is planned when a step is entered, and re-planned when a step is done
 early; a case nobody touches falls behind each step in turn, once each.
+
+Only steps whose window has opened have timers. The breach timer of the window that
+closes next carries the steps planned after it, and firing it arms the next window's.
 """
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -324,38 +327,84 @@ def timer_subject(case_id: str, step: int) -> str:
 
 def sla_timers(
     case: Case,
-    records: Iterable[StepRecord],
+    flow: Workflow,
+    steps: Collection[int],
     *,
+    now: datetime,
     kecamatan_slug: str,
     new_id: Callable[[], str],
     fired: Mapping[tuple[int, str], datetime] | None = None,
 ) -> tuple[Timer, ...]:
-    """Warning and breach timers of open steps, leaving out what already fired for a step."""
+    """Warning and breach timers of the open ``steps`` whose window has opened by ``now``,
+    leaving out what already fired for a step.
+
+    A step planned further ahead gets its timers when its window opens: the breach of the
+    step before it carries the steps still ahead (``data["then"]``), and firing it arms the
+    next one (``next_window_timers``).
+    """
     fired = fired or {}
-    timers = []
-    for record in records:
-        if not record.open:
-            continue
-        for kind, at in ((SLA_WARNING, warning_time(record)), (SLA_BREACHED, record.due_at)):
-            if (record.step, kind) in fired:
-                continue
-            timers.append(
-                Timer(
-                    timer_id=new_id(),
-                    kind=kind,
-                    case_id=case.case_id,
-                    subject=timer_subject(case.case_id, record.step),
-                    fire_at=at,
-                    data={
-                        "step": str(record.step),
-                        "entered_at": record.entered_at.isoformat(),
-                        "due_at": record.due_at.isoformat(),
-                        "kecamatan": kecamatan_slug,
-                        "risk": case.risk.level.value,
-                    },
-                )
-            )
-    return tuple(timers)
+    ahead = sorted((r for r in flow.steps if r.open and r.entered_at > now), key=_opening)
+    opens_next = ahead[0].entered_at if ahead else None
+    then = [r.step for r in ahead]
+    base = {"kecamatan": kecamatan_slug, "risk": case.risk.level.value}
+    timers: list[Timer] = []
+    for record in flow.steps:
+        if record.step in steps and record.open and record.entered_at <= now:
+            chain = then if record.due_at == opens_next else []
+            timers += _window_timers(case.case_id, record, base, chain, flow.scale, new_id)
+    return tuple(t for t in timers if (int(t.data["step"]), t.kind) not in fired)
+
+
+def next_window_timers(breach: Timer, new_id: Callable[[], str]) -> tuple[Timer, ...]:
+    """The timers of the step whose window opens as ``breach`` fires (none at the last)."""
+    then = [int(step) for step in breach.data.get("then", "").split(",") if step]
+    if not then:
+        return ()
+    opens = datetime.fromisoformat(breach.data["due_at"])
+    scale = float(breach.data["scale"])
+    record = StepRecord(then[0], opens, deadline(then[0], opens, scale))
+    base = {"kecamatan": breach.data["kecamatan"], "risk": breach.data["risk"]}
+    return _window_timers(breach.case_id, record, base, then[1:], scale, new_id)
+
+
+def _opening(record: StepRecord) -> datetime:
+    return record.entered_at
+
+
+def _window_timers(
+    case_id: str,
+    record: StepRecord,
+    base: Mapping[str, str],
+    then: Sequence[int],
+    scale: float,
+    new_id: Callable[[], str],
+) -> tuple[Timer, Timer]:
+    data = {
+        **base,
+        "step": str(record.step),
+        "entered_at": record.entered_at.isoformat(),
+        "due_at": record.due_at.isoformat(),
+    }
+    chain = {"then": ",".join(map(str, then)), "scale": repr(scale)} if then else {}
+    subject = timer_subject(case_id, record.step)
+    return (
+        Timer(
+            timer_id=new_id(),
+            kind=SLA_WARNING,
+            case_id=case_id,
+            subject=subject,
+            fire_at=warning_time(record),
+            data=data,
+        ),
+        Timer(
+            timer_id=new_id(),
+            kind=SLA_BREACHED,
+            case_id=case_id,
+            subject=subject,
+            fire_at=record.due_at,
+            data={**data, **chain},
+        ),
+    )
 
 
 def allowed_events(workflow: Workflow) -> list[EventType]:

@@ -188,6 +188,7 @@ class FakeStore:
             for message in effects.outgoing:
                 self.outbox.append(OutboxRow(len(self.outbox) + 1, message))
             self.attempts.extend(effects.delivery_log)
+            self.timers.extend(effects.timers)
         return due
 
     async def next_timer_due(self) -> datetime | None:

@@ -140,6 +140,28 @@ async def test_the_next_timer_due_is_the_earliest_neither_fired_nor_cancelled(
     assert await store.next_timer_due() == T0 + timedelta(seconds=5)
 
 
+async def test_a_fired_timer_arms_its_follow_on_timers_in_the_same_transaction(
+    store: SqlStore,
+) -> None:
+    await store.schedule_timers([timer(1, T0), timer(2, T0)])
+
+    def arm_next(t: Timer) -> TimerEffects:
+        if t.timer_id == "timer-2":
+            raise RuntimeError("handler bug")
+        return TimerEffects(timers=(timer(10, T0 + timedelta(seconds=3), subject="next"),))
+
+    with pytest.raises(RuntimeError):
+        await store.fire_due_timers(T0, 10, arm_next)
+    assert await store.next_timer_due() == T0, "nothing armed by a round that failed"
+
+    await store.cancel_timers(subject="s")  # timer-2 stays broken
+    await store.schedule_timers([timer(3, T0, subject="again")])
+    await store.fire_due_timers(T0, 10, arm_next)
+    assert await store.next_timer_due() == T0 + timedelta(seconds=3)
+    fired = await store.fire_due_timers(T0 + timedelta(seconds=3), 10, message_of)
+    assert [t.timer_id for t in fired] == ["timer-10"]
+
+
 async def test_a_failing_handler_leaves_the_timer_unfired(store: SqlStore) -> None:
     await store.schedule_timers([timer(1, T0), timer(2, T0)])
 

@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from samples import valid_01_case
 
 from contracts.case import Case
@@ -13,7 +15,7 @@ from contracts.envelope import DistributionStatus
 from contracts.workflow import CaseEventRequest, CaseState, EventType, StaffRole, StepStatus
 from gateway import escalation, workflow
 from gateway.case_messages import CaseDecision, Sending, decide, sla_event_messages
-from gateway.model import Destination
+from gateway.model import Destination, Timer
 from gateway.workflow import (
     STANDARDS,
     C112Stream,
@@ -439,7 +441,10 @@ SENDING = Sending(sender_id="gw", status=DistributionStatus.EXERCISE, new_id=cou
 def test_sla_timers_warn_at_80_percent_and_breach_at_100() -> None:
     case = lone_case()
     flow = workflow.start(case, 1)
-    timers = workflow.sla_timers(case, flow.steps[:2], kecamatan_slug="pinang", new_id=counter())
+    later = T0 + 30 * S  # both windows have opened
+    timers = workflow.sla_timers(
+        case, flow, (1, 2), now=later, kecamatan_slug="pinang", new_id=counter()
+    )
     assert [(t.kind, t.fire_at - T0, t.subject) for t in timers] == [
         ("sla.warning", 16 * S, f"{case.case_id}#sop1"),
         ("sla.breached", 20 * S, f"{case.case_id}#sop1"),
@@ -448,15 +453,96 @@ def test_sla_timers_warn_at_80_percent_and_breach_at_100() -> None:
     ]
     fired = {(1, "sla.warning"): T0 + 16 * S}
     again = workflow.sla_timers(
-        case, flow.steps[:1], kecamatan_slug="pinang", new_id=counter(), fired=fired
+        case, flow, (1,), now=later, kecamatan_slug="pinang", new_id=counter(), fired=fired
     )
     assert [t.kind for t in again] == ["sla.breached"]
+
+
+def chains(timers: tuple[Timer, ...]) -> list[tuple[str, int, str | None]]:
+    return [(t.kind, int(t.data["step"]), t.data.get("then")) for t in timers]
+
+
+def test_a_new_case_arms_only_the_window_that_opened() -> None:
+    case = lone_case()
+    timers = workflow.sla_timers(
+        case,
+        workflow.start(case, 2),
+        workflow.STANDARDS,
+        now=T0,
+        kecamatan_slug="pinang",
+        new_id=counter(),
+    )
+    assert chains(timers) == [
+        ("sla.warning", 1, None),
+        ("sla.breached", 1, "2,3,4,5,7"),
+    ]
+    assert timers[1].data["scale"] == "2"
+
+
+def test_a_breach_arms_the_next_window_and_hands_on_the_rest() -> None:
+    case = lone_case()
+    flow = workflow.start(case, 1)
+    kw: dict[str, Any] = {"kecamatan_slug": "pinang", "new_id": counter()}
+    breach = workflow.sla_timers(case, flow, (1,), now=T0, **kw)[1]
+    step2 = workflow.next_window_timers(breach, counter("n"))
+    assert chains(step2) == [("sla.warning", 2, None), ("sla.breached", 2, "3,4,5,7")]
+    assert [t.fire_at - T0 for t in step2] == [44 * S, 50 * S]
+    assert step2[0].data == {
+        "step": "2",
+        "entered_at": (T0 + 20 * S).isoformat(),
+        "due_at": (T0 + 50 * S).isoformat(),
+        "kecamatan": "pinang",
+        "risk": "high",
+    }
+    planned = flow.step(7)
+    assert planned is not None
+    last = workflow.sla_timers(case, flow, (7,), now=planned.entered_at, **kw)[1]
+    assert last.data.get("then") is None
+    assert workflow.next_window_timers(last, counter("n")) == ()
+
+
+def test_a_step_done_early_arms_the_next_window_from_then() -> None:
+    decision = decide(
+        reach("received"),
+        request(E.ACKNOWLEDGED, T0 + 5 * S),
+        role=StaffRole.SATGAS,
+        now=T0 + 5 * S,
+        scale=1,
+        kecamatan_slug="pinang",
+        sending=SENDING,
+    )
+    sla = tuple(t for t in decision.timers if t.kind in workflow.SLA_KINDS)
+    assert chains(sla) == [("sla.warning", 2, None), ("sla.breached", 2, "3,4,5,7")]
+    assert [t.fire_at - T0 for t in sla] == [29 * S, 35 * S]
+
+
+def test_an_event_told_late_arms_every_window_opened_since() -> None:
+    decision = decide(
+        reach("received"),
+        request(E.ACKNOWLEDGED, T0 + 5 * S),
+        role=StaffRole.SATGAS,
+        now=T0 + 70 * S,  # SOP 2 [5 s, 35 s) and SOP 3 [35 s, 65 s) have closed since
+        scale=1,
+        kecamatan_slug="pinang",
+        sending=SENDING,
+    )
+    sla = tuple(t for t in decision.timers if t.kind in workflow.SLA_KINDS)
+    assert chains(sla) == [
+        ("sla.warning", 2, None),
+        ("sla.breached", 2, None),
+        ("sla.warning", 3, None),
+        ("sla.breached", 3, None),
+        ("sla.warning", 4, None),
+        ("sla.breached", 4, "5,7"),
+    ]
 
 
 def test_sla_event_is_an_s0_s1_envelope_on_its_routing_key() -> None:
     case = lone_case()
     flow = workflow.start(case, 1)
-    timer = workflow.sla_timers(case, flow.steps[1:2], kecamatan_slug="pinang", new_id=counter())[1]
+    timer = workflow.sla_timers(
+        case, flow, (2,), now=T0 + M, kecamatan_slug="pinang", new_id=counter()
+    )[1]
     (message,) = sla_event_messages(timer, now=T0 + M, sending=SENDING)
     assert message.destination is Destination.EVENTS
     assert message.routing_key == "sla.breached.pinang.high"
@@ -557,8 +643,8 @@ def test_needs_other_agencies_hands_the_case_to_112_due_in_5_minutes() -> None:
     assert body["content"]["requested_agencies"] == ["police"]
     assert "narrative" not in body["content"]
     assert decision.case is not None
-    sla = [t for t in decision.timers if t.kind in workflow.SLA_KINDS]
-    assert {t.subject.rsplit("#", 1)[1] for t in sla} == {"sop6", "sop7", "sop8"}
+    sla = tuple(t for t in decision.timers if t.kind in workflow.SLA_KINDS)
+    assert chains(sla) == [("sla.warning", 6, None), ("sla.breached", 6, "7,8")]
     assert escalations(decision) == {
         (message.message_id, escalation.AT_RISK, T0 + M + 4 * M),
         (message.message_id, escalation.DEADLINE_MISSED, T0 + 6 * M),
@@ -640,3 +726,125 @@ def test_an_event_time_a_little_ahead_of_the_clock_is_taken_as_now() -> None:
     step1 = moved.workflow.step(1)
     assert step1 is not None
     assert step1.done_at == T0 + 10 * S
+
+
+# ---- arming window by window fires what arming every planned step fired ----
+
+FAR = datetime.max.replace(tzinfo=UTC)
+
+
+class TimerBook:
+    """The store's timer rules in memory: cancel by subject, fire in order, a fired
+    timer's follow-on timers armed as it fires."""
+
+    def __init__(self) -> None:
+        self.pending: list[Timer] = []
+        self.fired: list[tuple[int, str, datetime]] = []
+        self.marks: dict[tuple[int, str], datetime] = {}
+
+    def cancel(self, subjects: tuple[str, ...]) -> None:
+        self.pending = [t for t in self.pending if t.subject not in subjects]
+
+    def fire_until(self, now: datetime) -> None:
+        while due := [t for t in self.pending if t.fire_at <= now]:
+            timer = min(due, key=lambda t: t.fire_at)
+            self.pending.remove(timer)
+            step = int(timer.data["step"])
+            self.fired.append((step, timer.kind, timer.fire_at))
+            self.marks[(step, timer.kind)] = now
+            if timer.kind == workflow.SLA_BREACHED:
+                self.pending += workflow.next_window_timers(timer, counter("n"))
+
+
+def run_case(
+    coordination: bool, events: list[tuple[EventType, timedelta, timedelta]], *, eager: bool
+) -> list[tuple[int, str, datetime]]:
+    """Fire a case's SLA timers through ``events`` (type, after the last, told how late)."""
+    case = agency_case() if coordination else lone_case()
+    snapshot = CaseSnapshot(case=case, workflow=workflow.start(case, 1))
+    assert snapshot.workflow is not None
+    book = TimerBook()
+    kw: dict[str, Any] = {"kecamatan_slug": "pinang", "new_id": counter()}
+    book.pending += workflow.sla_timers(
+        case, snapshot.workflow, workflow.STANDARDS, now=FAR if eager else T0, **kw
+    )
+    now = last = T0
+    for event, gap, late in events:
+        now += gap
+        book.fire_until(now)
+        at = max(last, now - late)
+        snapshot, moved = apply_told(snapshot, event, at, now)
+        last = at
+        ended = moved.workflow.state in workflow.TERMINAL
+        book.cancel(
+            tuple(
+                workflow.timer_subject(case.case_id, s)
+                for s in (workflow.STANDARDS if ended else moved.cancel_steps)
+            )
+        )
+        if not ended:
+            book.pending += workflow.sla_timers(
+                case,
+                moved.workflow,
+                moved.timer_steps,
+                now=FAR if eager else now,
+                fired=book.marks,
+                **kw,
+            )
+    book.fire_until(now + 2 * workflow.SOP_TOTAL)
+    return book.fired
+
+
+def apply_told(
+    snapshot: CaseSnapshot, event: EventType, at: datetime, now: datetime
+) -> tuple[CaseSnapshot, Transition]:
+    moved = workflow.transition(
+        snapshot, request(event, at), role=role_for(event), now=now, scale=1
+    )
+    return (
+        CaseSnapshot(
+            case=moved.case or snapshot.case,
+            workflow=moved.workflow,
+            history=(*snapshot.history, moved.entry),
+        ),
+        moved,
+    )
+
+
+LATENESS = (0, 0.5, 0.9, 1)  # times the gap
+
+
+@st.composite
+def case_stories(draw: st.DrawFn) -> tuple[bool, list[tuple[EventType, timedelta, timedelta]]]:
+    """A case and the events staff send, each some while after the last, some told late."""
+    coordination = draw(st.booleans())
+    case = agency_case() if coordination else lone_case()
+    snapshot = CaseSnapshot(case=case, workflow=workflow.start(case, 1))
+    events = []
+    now = last = T0
+    for _ in range(draw(st.integers(0, 8))):
+        assert snapshot.workflow is not None
+        allowed = workflow.allowed_events(snapshot.workflow)
+        if not allowed:
+            break
+        event = draw(st.sampled_from(allowed))
+        step = workflow.STEP_OF_STATE.get(snapshot.workflow.state, 1)
+        gap = draw(st.integers(0, 6 * int(workflow.window(step, 1) / S))) * S
+        late = draw(st.sampled_from(LATENESS)) * gap
+        events.append((event, gap, late))
+        now += gap
+        at = max(last, now - late)
+        snapshot, _ = apply_told(snapshot, event, at, now)
+        last = at
+    return coordination, events
+
+
+@settings(max_examples=600, deadline=None)
+@given(case_stories())
+def test_arming_window_by_window_fires_what_arming_the_whole_plan_fired(
+    story: tuple[bool, list[tuple[EventType, timedelta, timedelta]]],
+) -> None:
+    coordination, events = story
+    lazy = run_case(coordination, events, eager=False)
+    assert sorted(lazy) == sorted(run_case(coordination, events, eager=True))
+    assert len({(step, kind) for step, kind, _ in lazy}) == len(lazy), "fired twice"

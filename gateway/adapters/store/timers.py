@@ -109,6 +109,7 @@ class TimerSql(SqlBase):
                 effects = handle(timer)
                 await insert_outbox(conn, effects.outgoing, now, self._sealer)
                 await insert_attempts(conn, effects.delivery_log)
+                await insert_timers(conn, effects.timers, self._sealer)
                 await run(
                     conn,
                     "UPDATE timers SET fired_at = ? WHERE timer_id = ?",
