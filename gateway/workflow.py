@@ -340,16 +340,25 @@ def sla_timers(
 
     A step planned further ahead gets its timers when its window opens: the breach of the
     step before it carries the steps still ahead (``data["then"]``), and firing it arms the
-    next one (``next_window_timers``).
+    next one (``next_window_timers``). A chain does not know what fired, so a step ahead
+    that fired before (a case re-planned onto a step it was late on) is armed now, and so
+    is every step before it and the one after it, which carries the chain on.
     """
     fired = fired or {}
     ahead = sorted((r for r in flow.steps if r.open and r.entered_at > now), key=_opening)
-    opens_next = ahead[0].entered_at if ahead else None
-    then = [r.step for r in ahead]
+    marked = [i for i, r in enumerate(ahead) if any((r.step, k) in fired for k in SLA_KINDS)]
+    early = {r.step for r in ahead[: marked[-1] + 2]} if marked else set()
+    chained = [r for r in ahead if r.step not in early]
+    opens_next = chained[0].entered_at if chained else None
+    then = [r.step for r in chained]
     base = {"kecamatan": kecamatan_slug, "risk": case.risk.level.value}
     timers: list[Timer] = []
     for record in flow.steps:
-        if record.step in steps and record.open and record.entered_at <= now:
+        if (
+            record.step in steps
+            and record.open
+            and (record.entered_at <= now or record.step in early)
+        ):
             chain = then if record.due_at == opens_next else []
             timers += _window_timers(case.case_id, record, base, chain, flow.scale, new_id)
     return tuple(t for t in timers if (int(t.data["step"]), t.kind) not in fired)

@@ -811,26 +811,30 @@ def apply_told(
     )
 
 
-LATENESS = (0, 0.5, 0.9, 1)  # times the gap
+# in windows of the current step: the gap (and up to one window more), how late it is told
+GAPS = (0, 1, 2, 4)
+LATENESS = (0, 0, 0.5, 1, 3)
 
 
 @st.composite
 def case_stories(draw: st.DrawFn) -> tuple[bool, list[tuple[EventType, timedelta, timedelta]]]:
-    """A case and the events staff send, each some while after the last, some told late."""
-    coordination = draw(st.booleans())
+    """A case and the events staff send, each some while after the last, some told late:
+    first the way to one of ``ROUTES``, then anything allowed."""
+    coordination, route = ROUTES[draw(st.sampled_from(sorted(ROUTES)))]
     case = agency_case() if coordination else lone_case()
     snapshot = CaseSnapshot(case=case, workflow=workflow.start(case, 1))
     events = []
     now = last = T0
-    for _ in range(draw(st.integers(0, 8))):
+    for n in range(len(route) + draw(st.integers(0, 5))):
         assert snapshot.workflow is not None
         allowed = workflow.allowed_events(snapshot.workflow)
         if not allowed:
             break
-        event = draw(st.sampled_from(allowed))
+        event = route[n] if n < len(route) else draw(st.sampled_from(allowed))
         step = workflow.STEP_OF_STATE.get(snapshot.workflow.state, 1)
-        gap = draw(st.integers(0, 6 * int(workflow.window(step, 1) / S))) * S
-        late = draw(st.sampled_from(LATENESS)) * gap
+        window = workflow.window(step, 1)
+        gap = draw(st.sampled_from(GAPS)) * window + draw(st.integers(0, int(window / S))) * S
+        late = min(gap, draw(st.sampled_from(LATENESS)) * window)
         events.append((event, gap, late))
         now += gap
         at = max(last, now - late)
@@ -848,3 +852,21 @@ def test_arming_window_by_window_fires_what_arming_the_whole_plan_fired(
     lazy = run_case(coordination, events, eager=False)
     assert sorted(lazy) == sorted(run_case(coordination, events, eager=True))
     assert len({(step, kind) for step, kind, _ in lazy}) == len(lazy), "fired twice"
+
+
+def test_a_step_that_fired_before_coordination_does_not_fire_again_after_it() -> None:
+    events = [
+        (E.REPORTED_TO_HEAD, 5 * S, 0 * S),
+        (E.TEAM_ASSIGNED, 5 * S, 0 * S),
+        (E.TEAM_DEPARTED, 5 * S, 0 * S),
+        (E.NEEDS_OTHER_AGENCIES, 5 * H, 0 * S),  # SOP 5 and SOP 7 fell behind meanwhile
+    ]
+    fired = run_case(False, events, eager=False)
+    assert sorted((step, kind) for step, kind, _ in fired) == [
+        (step, kind) for step in (5, 6, 7, 8) for kind in ("sla.breached", "sla.warning")
+    ]
+    step8 = {kind: at - T0 for step, kind, at in fired if step == 8}
+    assert step8 == {
+        "sla.warning": 5 * H + 15 * S + 28 * M,
+        "sla.breached": 5 * H + 15 * S + 30 * M,
+    }
