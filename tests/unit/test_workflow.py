@@ -138,10 +138,17 @@ def request(event: EventType, at: datetime | None = None, **extra: Any) -> CaseE
 
 
 def apply(
-    snapshot: CaseSnapshot, event: EventType, at: datetime, scale: float = 1, **extra: Any
+    snapshot: CaseSnapshot,
+    event: EventType,
+    at: datetime,
+    scale: float = 1,
+    *,
+    now: datetime | None = None,
+    **extra: Any,
 ) -> tuple[CaseSnapshot, Transition]:
+    """``event`` happened ``at``; told ``now`` (by default then)."""
     moved = workflow.transition(
-        snapshot, request(event, at, **extra), role=role_for(event), now=at, scale=scale
+        snapshot, request(event, at, **extra), role=role_for(event), now=now or at, scale=scale
     )
     after = CaseSnapshot(
         case=moved.case or snapshot.case,
@@ -773,7 +780,7 @@ def run_case(
         now += gap
         book.fire_until(now)
         at = max(last, now - late)
-        snapshot, moved = apply_told(snapshot, event, at, now)
+        snapshot, moved = apply(snapshot, event, at, now=now)
         last = at
         ended = moved.workflow.state in workflow.TERMINAL
         book.cancel(
@@ -793,22 +800,6 @@ def run_case(
             )
     book.fire_until(now + 2 * workflow.SOP_TOTAL)
     return book.fired
-
-
-def apply_told(
-    snapshot: CaseSnapshot, event: EventType, at: datetime, now: datetime
-) -> tuple[CaseSnapshot, Transition]:
-    moved = workflow.transition(
-        snapshot, request(event, at), role=role_for(event), now=now, scale=1
-    )
-    return (
-        CaseSnapshot(
-            case=moved.case or snapshot.case,
-            workflow=moved.workflow,
-            history=(*snapshot.history, moved.entry),
-        ),
-        moved,
-    )
 
 
 # in windows of the current step: the gap (and up to one window more), how late it is told
@@ -838,7 +829,7 @@ def case_stories(draw: st.DrawFn) -> tuple[bool, list[tuple[EventType, timedelta
         events.append((event, gap, late))
         now += gap
         at = max(last, now - late)
-        snapshot, _ = apply_told(snapshot, event, at, now)
+        snapshot, _ = apply(snapshot, event, at, now=now)
         last = at
     return coordination, events
 
