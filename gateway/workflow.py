@@ -341,25 +341,26 @@ def sla_timers(
     A step planned further ahead gets its timers when its window opens: the breach of the
     step before it carries the steps still ahead (``data["then"]``), and firing it arms the
     next one (``next_window_timers``). A chain does not know what fired, so a step ahead
-    that fired before (a case re-planned onto a step it was late on) is armed now, and so
-    is every step before it and the one after it, which carries the chain on.
+    that fired before (a case re-planned onto a step it was late on) is armed now, with
+    every step before it; and a step whose breach fired carries no chain, so the step
+    after it is armed now too.
     """
     fired = fired or {}
-    ahead = sorted((r for r in flow.steps if r.open and r.entered_at > now), key=_opening)
-    marked = [i for i, r in enumerate(ahead) if any((r.step, k) in fired for k in SLA_KINDS)]
-    early = {r.step for r in ahead[: marked[-1] + 2]} if marked else set()
-    chained = [r for r in ahead if r.step not in early]
-    opens_next = chained[0].entered_at if chained else None
-    then = [r.step for r in chained]
+    ordered = sorted((r for r in flow.steps if r.open), key=_opening)
+    marked = [i for i, r in enumerate(ordered) if any((r.step, k) in fired for k in SLA_KINDS)]
+    last_marked = marked[-1] if marked else -1
+    armed: list[StepRecord] = []
+    for i, record in enumerate(ordered):
+        carrier_fired = bool(armed) and (armed[-1].step, SLA_BREACHED) in fired
+        if not (record.entered_at <= now or i <= last_marked or carrier_fired):
+            break
+        armed.append(record)
+    then = [r.step for r in ordered[len(armed) :]]
     base = {"kecamatan": kecamatan_slug, "risk": case.risk.level.value}
     timers: list[Timer] = []
-    for record in flow.steps:
-        if (
-            record.step in steps
-            and record.open
-            and (record.entered_at <= now or record.step in early)
-        ):
-            chain = then if record.due_at == opens_next else []
+    for record in armed:
+        if record.step in steps:
+            chain = then if record is armed[-1] else []
             timers += _window_timers(case.case_id, record, base, chain, flow.scale, new_id)
     return tuple(t for t in timers if (int(t.data["step"]), t.kind) not in fired)
 

@@ -865,3 +865,16 @@ def test_a_step_that_fired_before_coordination_does_not_fire_again_after_it() ->
         "sla.warning": 5 * H + 15 * S + 28 * M,
         "sla.breached": 5 * H + 15 * S + 30 * M,
     }
+
+
+def test_a_step_whose_breach_fired_hands_the_chain_to_the_next_step() -> None:
+    events = [
+        (E.REPORTED_TO_HEAD, 0 * S, 0 * S),
+        (E.TEAM_ASSIGNED, 0 * S, 0 * S),
+        (E.TEAM_DEPARTED, 0 * S, 0 * S),
+        (E.NEEDS_OTHER_AGENCIES, 8 * H, 0 * S),  # SOP 5 and SOP 7 fell behind meanwhile
+        (E.STATUS_REPORT, 0 * S, 0 * S),  # SOP 6 done at once: SOP 7 again, whose breach fired
+    ]
+    fired = run_case(False, events, eager=False)
+    step8 = {kind: at - T0 for step, kind, at in fired if step == 8}
+    assert step8 == {"sla.warning": 8 * H + 23 * M, "sla.breached": 8 * H + 25 * M}
