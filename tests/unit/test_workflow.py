@@ -849,11 +849,15 @@ def test_arming_window_by_window_fires_what_arming_the_whole_plan_fired(
     assert len({(step, kind) for step, kind, _ in lazy}) == len(lazy), "fired twice"
 
 
+def way_to_follow_up(gap: timedelta) -> list[tuple[EventType, timedelta, timedelta]]:
+    """A lone case's events up to SOP 5, ``gap`` apart, each told at once."""
+    _, route = ROUTES["follow_up"]
+    return [(event, gap, 0 * S) for event in route]
+
+
 def test_a_step_that_fired_before_coordination_does_not_fire_again_after_it() -> None:
     events = [
-        (E.REPORTED_TO_HEAD, 5 * S, 0 * S),
-        (E.TEAM_ASSIGNED, 5 * S, 0 * S),
-        (E.TEAM_DEPARTED, 5 * S, 0 * S),
+        *way_to_follow_up(5 * S),
         (E.NEEDS_OTHER_AGENCIES, 5 * H, 0 * S),  # SOP 5 and SOP 7 fell behind meanwhile
     ]
     fired = run_case(False, events, eager=False)
@@ -869,9 +873,7 @@ def test_a_step_that_fired_before_coordination_does_not_fire_again_after_it() ->
 
 def test_a_step_whose_breach_fired_hands_the_chain_to_the_next_step() -> None:
     events = [
-        (E.REPORTED_TO_HEAD, 0 * S, 0 * S),
-        (E.TEAM_ASSIGNED, 0 * S, 0 * S),
-        (E.TEAM_DEPARTED, 0 * S, 0 * S),
+        *way_to_follow_up(0 * S),
         (E.NEEDS_OTHER_AGENCIES, 8 * H, 0 * S),  # SOP 5 and SOP 7 fell behind meanwhile
         (E.STATUS_REPORT, 0 * S, 0 * S),  # SOP 6 done at once: SOP 7 again, whose breach fired
     ]
