@@ -1,4 +1,4 @@
-"""``python -m bench``: start the receiver, the gateway and the baseline, run scenarios,
+"""``python -m bench``: start the receiver, the gateway and the two baselines, run scenarios,
 write the results (JSON, and with ``--markdown`` the performance page and its plots)."""
 
 import argparse
@@ -122,6 +122,7 @@ async def _run(
         )
         if {"smoke", "rising", "fixed"} & set(wanted):
             bench.baseline = await start_baseline(work_dir, bench.receiver.url)
+            bench.outbox_baseline = await start_baseline(work_dir, bench.receiver.url, outbox=True)
         if "smoke" in wanted:
             results["smoke"] = await scenarios.fixed(bench, args.smoke_rate, args.smoke_seconds)
             _save(args, results)
@@ -132,9 +133,9 @@ async def _run(
         if "fixed" in wanted:
             results["fixed"] = await scenarios.fixed(bench, args.fixed_rate, args.fixed_seconds)
             _save(args, results)
-        if bench.baseline is not None:
-            await stop(bench.baseline)
-            bench.baseline = None
+        for reference in bench.references():
+            await stop(reference)
+        bench.baseline = bench.outbox_baseline = None
         if "backlog" in wanted:
             results["backlog"] = await scenarios.backlog(bench, args.backlog, args.drain_timeout)
             _save(args, results)

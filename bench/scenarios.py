@@ -30,9 +30,14 @@ class Bench:
     receiver: ReceiverClient
     gateway: Target | None = None
     baseline: Target | None = None
+    outbox_baseline: Target | None = None
 
     def targets(self) -> list[Target]:
-        return [t for t in (self.gateway, self.baseline) if t is not None]
+        candidates = (self.gateway, self.baseline, self.outbox_baseline)
+        return [t for t in candidates if t is not None]
+
+    def references(self) -> list[Target]:
+        return [t for t in (self.baseline, self.outbox_baseline) if t is not None]
 
 
 def _signed(target: Target, label: str, count: int, rate: float) -> Any:

@@ -1,5 +1,6 @@
 """The systems under test, each a child process posting to the shared receiver:
-the gateway (``gateway serve``) and the bare baseline (``bench/baseline.py``)."""
+the gateway (``gateway serve``), the bare baseline and the minimal outbox gateway
+(``bench/baseline.py``)."""
 
 import asyncio
 import base64
@@ -113,9 +114,12 @@ async def start_gateway(
     return target
 
 
-async def start_baseline(work_dir: Path, receiver_url: str) -> Target:
+async def start_baseline(work_dir: Path, receiver_url: str, *, outbox: bool = False) -> Target:
+    """The bare baseline, or with ``outbox`` the minimal outbox gateway (its SQLite file
+    in ``work_dir``)."""
+    name = "outbox-baseline" if outbox else "baseline"
     port = unused_port()
-    queue = f"bench-baseline-{uuid.uuid4().hex[:8]}"
+    queue = f"bench-{name}-{uuid.uuid4().hex[:8]}"
     argv = python_module(
         "bench.baseline",
         "--port",
@@ -126,10 +130,11 @@ async def start_baseline(work_dir: Path, receiver_url: str) -> Target:
         queue,
         "--receiver-url",
         receiver_url,
+        *(["--outbox", str(work_dir / f"{queue}.sqlite3")] if outbox else []),
     )
-    service = Service("baseline", argv, child_env(), work_dir)
+    service = Service(name, argv, child_env(), work_dir)
     base_url = f"http://{LOOPBACK}:{port}"
-    target = Target("baseline", [service], base_url, new_secret(), False, queue)
+    target = Target(name, [service], base_url, new_secret(), False, queue)
     await service.wait_ready(base_url + "/readyz")
     return target
 

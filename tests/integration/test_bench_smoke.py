@@ -1,6 +1,7 @@
-"""The benchmark harness, run briefly at a low rate against the gateway and the baseline."""
+"""The benchmark harness, run briefly at a low rate against the gateway and the baselines."""
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -56,10 +57,11 @@ def smoke(work: Path, *options: str, timeout_s: float) -> dict[str, Any]:
 
 
 @pytest.mark.timeout(60)
-def test_bench_smoke_delivers_every_report_through_gateway_and_baseline(tmp_path: Path) -> None:
-    results = smoke(tmp_path / "work", timeout_s=50)
+def test_bench_smoke_delivers_every_report_through_gateway_and_baselines(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    results = smoke(work, timeout_s=50)
     assert {"nproc", "cpu_model", "ram_gib", "python", "rabbitmq"} <= results["machine"].keys()
-    for target in ("gateway", "baseline"):
+    for target in ("gateway", "baseline", "outbox-baseline"):
         phase = results["smoke"][target]
         assert phase.keys() >= PHASE_FIELDS, target
         assert phase["sent"] == phase["accepted"] == RATE * SECONDS, target
@@ -72,10 +74,17 @@ def test_bench_smoke_delivers_every_report_through_gateway_and_baseline(tmp_path
         assert phase["throughput_rps"] > 0, target
         assert phase["cpu_s_per_1000"] > 0, target
         assert phase["peak_rss_mb"] > 0, target
-    # most generated reports need 112; the baseline forwards every one
-    gateway, baseline = results["smoke"]["gateway"], results["smoke"]["baseline"]
+    # most generated reports need 112; the baselines forward every one
+    gateway = results["smoke"]["gateway"]
     assert gateway["expected_at_112"] >= 0.7 * gateway["accepted"]
-    assert baseline["expected_at_112"] == baseline["accepted"]
+    for reference in ("baseline", "outbox-baseline"):
+        phase = results["smoke"][reference]
+        assert phase["expected_at_112"] == phase["accepted"], reference
+    # the minimal outbox gateway went through its outbox: every body committed, published
+    (outbox,) = work.glob("bench-outbox-baseline-*.sqlite3")
+    with sqlite3.connect(outbox) as conn:
+        counts = conn.execute("SELECT COUNT(*), SUM(published) FROM outbox").fetchone()
+    assert counts == (RATE * SECONDS, RATE * SECONDS)
 
 
 @pytest.mark.timeout(90)
