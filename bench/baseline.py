@@ -50,6 +50,9 @@ class Outbox:
             "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, message_id TEXT, "
             "body BLOB NOT NULL, published INTEGER NOT NULL DEFAULT 0)"
         )
+        self._conn.execute(
+            "CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (id) WHERE published = 0"
+        )
         self._channel = channel
         self._queue_name = queue_name
         self._wake = asyncio.Event()
