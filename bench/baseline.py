@@ -27,6 +27,7 @@ from aiohttp import web
 
 PREFETCH = 32
 RELAY_BATCH = 100
+RETRY_S = 0.5
 
 
 def _message(body: bytes, message_id: str | None) -> aio_pika.Message:
@@ -69,22 +70,34 @@ class Outbox:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while rows := self._conn.execute(
-                "SELECT id, message_id, body FROM outbox WHERE published = 0 ORDER BY id LIMIT ?",
-                (RELAY_BATCH,),
-            ).fetchall():
-                await asyncio.gather(
-                    *(
-                        self._channel.default_exchange.publish(
-                            _message(body, message_id), routing_key=self._queue_name
-                        )
-                        for _, message_id, body in rows
+            try:
+                await self._publish_pending()
+            except (
+                aio_pika.exceptions.AMQPError,
+                aio_pika.exceptions.ChannelInvalidStateError,
+                ConnectionError,
+            ):
+                # unconfirmed rows stay unpublished: try them again shortly
+                await asyncio.sleep(RETRY_S)
+                self._wake.set()
+
+    async def _publish_pending(self) -> None:
+        while rows := self._conn.execute(
+            "SELECT id, message_id, body FROM outbox WHERE published = 0 ORDER BY id LIMIT ?",
+            (RELAY_BATCH,),
+        ).fetchall():
+            await asyncio.gather(
+                *(
+                    self._channel.default_exchange.publish(
+                        _message(body, message_id), routing_key=self._queue_name
                     )
+                    for _, message_id, body in rows
                 )
-                with self._conn:
-                    self._conn.executemany(
-                        "UPDATE outbox SET published = 1 WHERE id = ?", [(row[0],) for row in rows]
-                    )
+            )
+            with self._conn:
+                self._conn.executemany(
+                    "UPDATE outbox SET published = 1 WHERE id = ?", [(row[0],) for row in rows]
+                )
 
     async def close(self) -> None:
         self._relay.cancel()
