@@ -25,7 +25,7 @@ from partner_support import (
 )
 
 from contracts.envelope import Envelope, RecipientRole
-from gateway.bootstrap import RUNTIME
+from gateway.bootstrap import RUNTIME, SUBSCRIPTION_SYNC_S
 from gateway.partners import partner_distribution_id
 from gateway.redaction import redact_case
 
@@ -388,7 +388,11 @@ async def test_two_gateway_processes_agree_on_pause_and_resume(tmp_path: Path) -
             async def both_deliver() -> bool:
                 return workers() == [True, True]
 
-            await eventually(both_deliver, 5.0, "the second process delivers it too")
+            # the second process's first round may still be in the default sleep it
+            # began at start, before sync_s was shortened
+            await eventually(
+                both_deliver, SUBSCRIPTION_SYNC_S + 5.0, "the second process delivers it too"
+            )
 
             await admin(first, "POST", f"/v1/subscriptions/{sub_id}/pause")
 
