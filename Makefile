@@ -35,7 +35,7 @@ test: $(STAMP) services lint typecheck
 schemas: $(STAMP)
 	$(BIN)/gateway export-schemas
 
-# The benchmark (not part of `make test`): every scenario, at most about 30 minutes,
+# The benchmark (not part of `make test`): every scenario, about 15 minutes on a 2-core VM,
 # results into docs/performance.md. CONDITIONS="..." labels how quiet the machine was.
 bench: $(STAMP)
 	scripts/ensure-services.sh rabbitmq
@@ -43,7 +43,7 @@ bench: $(STAMP)
 		--markdown docs/performance.md --notes bench/notes.md --json-out bench/results/latest.json
 
 # The production shape on this machine: PostgreSQL, one API process and two workers;
-# rising rate and 50/s, results into docs/performance-scale-out.md (about 10 minutes).
+# rising rate and 50/s, results into docs/performance-scale-out.md (about 7 minutes).
 bench-scale-out: $(STAMP)
 	scripts/ensure-services.sh rabbitmq postgres
 	$(BIN)/python -m bench rising fixed --store postgresql --workers 2 \

@@ -26,9 +26,10 @@ RISING_RATES = (25, 50, 100, 150, 200, 300, 400, 600, 800, 1000, 1500, 2000)
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Benchmark the gateway against a bare aiohttp + aio-pika pipeline. "
+        description="Benchmark the gateway against a bare aiohttp + aio-pika pipeline and a "
+        "minimal outbox gateway. "
         "Talks to 127.0.0.1 only (RabbitMQ on 5672). Every phase is time-limited: "
-        "--all takes at most about 65 minutes (35-40 on a 2-core machine).",
+        "--all took 14 minutes on a 2-core VM (about two hours if every limit is reached).",
     )
     parser.add_argument("scenario", nargs="*", choices=(*SCENARIOS, []), help="default: smoke")
     parser.add_argument("--all", action="store_true", help=f"run {', '.join(FULL_RUN)}")
