@@ -1,6 +1,7 @@
 """Running the whole gateway in a test: real RabbitMQ, SQLite in tmp, a real 112 simulator."""
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiormq
 from aio_pika.abc import AbstractChannel
 from aiohttp.test_utils import TestClient, TestServer
 from log_scan import RUN_SCAN
@@ -101,8 +103,36 @@ def serving(tmp_path: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[by
         tmp_path,
         namespace=env["GATEWAY_NAMESPACE"],
         database_url=env["GATEWAY_DATABASE_URL"],
+        retry_delays_s=served_ladder(env),
     )
     asyncio.run(delete_namespace(settings))
+
+
+def served_ladder(env: dict[str, str]) -> list[int]:
+    """The retry ladder a ``gateway serve`` process with ``env`` declared its queues for."""
+    given = env.get("GATEWAY_RETRY_DELAYS_S")
+    if given is None:
+        return list(Settings.model_fields["retry_delays_s"].default)
+    return [int(step) for step in json.loads(given)]
+
+
+async def queues_left(settings: Settings) -> list[str]:
+    """The queues of ``settings``' topology that the broker still has."""
+    connection = AmqpConnection(AMQP_URL, name="test-queues-left")
+    await connection.connect()
+    found = []
+    try:
+        for queue in topology(settings).queues():
+            # a passive declare of a missing queue closes its channel: one channel each
+            async with connection.connection.channel() as channel:
+                try:
+                    await channel.declare_queue(queue.name, passive=True)
+                except aiormq.exceptions.ChannelNotFoundEntity:
+                    continue
+                found.append(queue.name)
+    finally:
+        await connection.close()
+    return found
 
 
 def settings_for_test(tmp_path: Path, **overrides: Any) -> Settings:

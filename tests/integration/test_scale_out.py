@@ -80,6 +80,7 @@ async def test_two_workers_and_one_api_process_lose_nothing_and_fire_each_sla_ev
     env = serve_env(
         GATEWAY_DATABASE_URL=database_url,
         GATEWAY_NAMESPACE=settings.namespace,
+        GATEWAY_RETRY_DELAYS_S=json.dumps(settings.retry_delays_s),  # what the teardown deletes
         GATEWAY_INBOUND_SECRET=inbound_secret,
         GATEWAY_C112_SECRET=c112_secret,
         GATEWAY_C112_URL=str(sim.make_url("/v1/messages")),
