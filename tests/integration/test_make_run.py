@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gateway_support import delete_namespace, settings_for_test
+from gateway_support import delete_namespace, served_ladder, settings_for_test
 from queue_support import unused_port
 
 pytestmark = pytest.mark.integration
@@ -64,6 +64,7 @@ def make_run(tmp_path: Path) -> Iterator[dict[str, str]]:
             tmp_path,
             namespace=env["GATEWAY_NAMESPACE"],
             database_url=env["GATEWAY_DATABASE_URL"],
+            retry_delays_s=served_ladder(env),
         )
         asyncio.run(delete_namespace(settings))
 
