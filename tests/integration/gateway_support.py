@@ -99,26 +99,31 @@ def serving(tmp_path: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[by
                 process.kill()
                 process.wait()
     RUN_SCAN.write(log_path.read_text(encoding="utf-8", errors="replace"))
+    delete_served_namespace(tmp_path, env)
+
+
+def delete_served_namespace(tmp_path: Path, env: dict[str, str]) -> None:
+    """Delete what a stopped ``gateway serve`` process with ``env`` declared: its
+    namespace, with the retry ladder it was given (``GATEWAY_RETRY_DELAYS_S``) or the
+    default one, not the tests' shorter ladder."""
+    given = env.get("GATEWAY_RETRY_DELAYS_S")
+    ladder = (
+        list(Settings.model_fields["retry_delays_s"].default)
+        if given is None
+        else [int(step) for step in json.loads(given)]
+    )
     settings = settings_for_test(
         tmp_path,
         namespace=env["GATEWAY_NAMESPACE"],
         database_url=env["GATEWAY_DATABASE_URL"],
-        retry_delays_s=served_ladder(env),
+        retry_delays_s=ladder,
     )
     asyncio.run(delete_namespace(settings))
 
 
-def served_ladder(env: dict[str, str]) -> list[int]:
-    """The retry ladder a ``gateway serve`` process with ``env`` declared its queues for."""
-    given = env.get("GATEWAY_RETRY_DELAYS_S")
-    if given is None:
-        return list(Settings.model_fields["retry_delays_s"].default)
-    return [int(step) for step in json.loads(given)]
-
-
-async def queues_left(settings: Settings) -> list[str]:
-    """The queues of ``settings``' topology that the broker still has."""
-    connection = AmqpConnection(AMQP_URL, name="test-queues-left")
+async def queues_on_broker(settings: Settings) -> list[str]:
+    """The queues of ``settings``' topology that the broker has now."""
+    connection = AmqpConnection(AMQP_URL, name="test-queues-on-broker")
     await connection.connect()
     found = []
     try:

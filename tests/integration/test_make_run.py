@@ -1,6 +1,5 @@
 """`make run` from the repository: readiness, and a posted sample reaching the simulator."""
 
-import asyncio
 import json
 import os
 import signal
@@ -12,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gateway_support import delete_namespace, served_ladder, settings_for_test
+from gateway_support import delete_served_namespace
 from queue_support import unused_port
 
 pytestmark = pytest.mark.integration
@@ -60,13 +59,7 @@ def make_run(tmp_path: Path) -> Iterator[dict[str, str]]:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         log.close()
-        settings = settings_for_test(
-            tmp_path,
-            namespace=env["GATEWAY_NAMESPACE"],
-            database_url=env["GATEWAY_DATABASE_URL"],
-            retry_delays_s=served_ladder(env),
-        )
-        asyncio.run(delete_namespace(settings))
+        delete_served_namespace(tmp_path, env)
 
 
 @pytest.mark.timeout(90)
