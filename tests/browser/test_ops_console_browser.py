@@ -4,12 +4,15 @@ One scenario against a running gateway and its 112 simulator: log in, watch a re
 delivery appear live, filter to it, open its SOP timeline, let 112 refuse a message so
 it parks, fix 112, replay it from the page and watch it delivered. Report text and a
 recipient's answer that carry HTML never execute. Screenshots go to tests/artifacts/.
+A burst of deliveries asks the gateway for the panels about once a second, not once
+per delivery.
 """
 
 import asyncio
 import json
 import os
 import subprocess
+import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +38,16 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 OPS_TOKEN = "ops-token-for-browser-tests-0123456789"
 HOSTILE = '<script>window.__xss = 1</script><img src="x" onerror="window.__xss = 1">'
 WAIT_S = 10
+BURST = 40
+MIN_REFRESH_GAP_S = 1.0  # ops.js MIN_REFRESH_GAP_MS
+COUNT_PANEL_ASKS = """
+window.__panelAsks = 0;
+const original = window.fetch;
+window.fetch = (input, init) => {
+  if (String(input).startsWith("/v1/ops/recipients")) { window.__panelAsks += 1; }
+  return original(input, init);
+};
+"""
 T = TypeVar("T")
 
 
@@ -92,12 +105,16 @@ async def test_watch_filter_open_park_and_replay(browser: WebDriver, tmp_path: P
         await asyncio.to_thread(_scenario, browser, gw, on_loop)
 
 
-def _scenario(driver: WebDriver, gw: RunningGateway, on_loop: Any) -> None:
-    wait = _wait(driver)
+def _log_in(driver: WebDriver, gw: RunningGateway) -> None:
     driver.get(str(gw.client.make_url("/ops")))
     driver.find_element(By.ID, "token").send_keys(OPS_TOKEN)
     driver.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
-    wait.until(ec.text_to_be_present_in_element((By.ID, "live-state"), "langsung"))
+    _wait(driver).until(ec.text_to_be_present_in_element((By.ID, "live-state"), "langsung"))
+
+
+def _scenario(driver: WebDriver, gw: RunningGateway, on_loop: Any) -> None:
+    wait = _wait(driver)
+    _log_in(driver, gw)
 
     status, first = on_loop(gw.post_report(_report("SLP-BROWSER-1")))
     assert status == 202
@@ -164,3 +181,33 @@ def _scenario(driver: WebDriver, gw: RunningGateway, on_loop: Any) -> None:
     driver.find_element(By.ID, "lang-en").click()
     assert driver.find_element(By.CSS_SELECTOR, "#recipients-panel h2").text == "Recipients"
     driver.get("about:blank")  # closes the live stream before the gateway stops
+
+
+async def test_a_burst_of_deliveries_asks_for_the_panels_about_once_a_second(
+    browser: WebDriver, tmp_path: Path
+) -> None:
+    async with running_gateway(tmp_path, ops_token=OPS_TOKEN) as gw:
+        loop = asyncio.get_running_loop()
+
+        def on_loop(work: Coroutine[Any, Any, T]) -> T:
+            return asyncio.run_coroutine_threadsafe(work, loop).result(timeout=WAIT_S)
+
+        await asyncio.to_thread(_burst, browser, gw, on_loop)
+
+
+def _burst(driver: WebDriver, gw: RunningGateway, on_loop: Any) -> None:
+    _log_in(driver, gw)
+    driver.execute_script(COUNT_PANEL_ASKS)
+    started = time.monotonic()
+    for n in range(BURST):
+        status, _ = on_loop(gw.post_report(_report(f"SLP-BURST-{n}")))
+        assert status == 202
+    _wait(driver).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, "#log-rows tr.outcome-delivered")) >= BURST
+    )
+    time.sleep(MIN_REFRESH_GAP_S + 0.5)  # the trailing refresh of the burst
+    elapsed_s = time.monotonic() - started
+    asks = driver.execute_script("return window.__panelAsks")
+    # one per delivery before asks were merged
+    assert 1 <= asks <= elapsed_s / MIN_REFRESH_GAP_S + 2, (asks, elapsed_s)
+    driver.get("about:blank")

@@ -49,9 +49,11 @@ const TEXT = {
 };
 const MAX_ROWS = 500;
 const REFRESH_MS = 5000;
+const MIN_REFRESH_GAP_MS = 1000;
 let lang = localStorage.getItem("ops-lang") || "id";
 let stream = null;
 let refresher = null;
+const panels = { running: false, wanted: false, lastAt: 0, timer: null };
 let clockOffsetMs = 0; // the gateway's clock minus this browser's
 const shown = { recipients: null, atRisk: null, parked: null, caseView: null };
 
@@ -176,7 +178,7 @@ async function follow(params, afterId) {
             const entry = JSON.parse(data);
             cursor = entry.log_id;
             addEntry(entry, true);
-            if (entry.outcome !== "retry") { refreshPanels(); }
+            if (entry.outcome !== "retry") { requestRefresh(); }
           }
         }
       }
@@ -287,6 +289,25 @@ function renderParked() {
   $("parked-rows").replaceChildren(...rows);
 }
 
+// Every settled delivery asks for the panels again; while a backlog drains that is
+// hundreds a second. Asks are merged: one refresh at a time, at most one a second.
+function requestRefresh() {
+  panels.wanted = true;
+  if (panels.running || panels.timer !== null) { return; }
+  const wait = panels.lastAt + MIN_REFRESH_GAP_MS - Date.now();
+  if (wait > 0) {
+    panels.timer = setTimeout(() => { panels.timer = null; requestRefresh(); }, wait);
+    return;
+  }
+  panels.wanted = false;
+  panels.running = true;
+  panels.lastAt = Date.now();
+  refreshPanels().finally(() => {
+    panels.running = false;
+    if (panels.wanted) { requestRefresh(); }
+  });
+}
+
 async function refreshPanels() {
   try {
     const query = new URLSearchParams(parkingSelector()).toString();
@@ -308,7 +329,7 @@ async function replay(selector) {
   } catch (error) {
     $("replay-state").textContent = t("replay_failed");
   }
-  refreshPanels();
+  requestRefresh();
 }
 
 // ---- one case's SOP timeline ----
@@ -360,13 +381,15 @@ function showConsole() {
   $("console").hidden = false;
   $("logout").hidden = false;
   loadLog().catch(() => {});
-  refreshPanels();
-  if (!refresher) { refresher = setInterval(refreshPanels, REFRESH_MS); }
+  requestRefresh();
+  if (!refresher) { refresher = setInterval(requestRefresh, REFRESH_MS); }
 }
 
 function logout() {
   if (stream) { stream.abort(); stream = null; }
   if (refresher) { clearInterval(refresher); refresher = null; }
+  if (panels.timer !== null) { clearTimeout(panels.timer); panels.timer = null; }
+  panels.wanted = false;
   sessionStorage.removeItem("ops-token");
   $("console").hidden = true;
   $("logout").hidden = true;
@@ -393,7 +416,7 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   });
   $("filter-form").addEventListener("submit", (event) => { event.preventDefault(); loadLog().catch(() => {}); });
-  $("parking-form").addEventListener("submit", (event) => { event.preventDefault(); refreshPanels(); });
+  $("parking-form").addEventListener("submit", (event) => { event.preventDefault(); requestRefresh(); });
   $("replay-filtered").addEventListener("click", () => {
     const selector = parkingSelector();
     if (Object.keys(selector).length === 0) {
