@@ -39,6 +39,21 @@ _SETTLE = (
     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (distribution_id, recipient) "
     "DO UPDATE SET outcome = excluded.outcome, at = excluded.at"
 )
+# An outbox delivery row's settled_at mirrors its delivery_settled row's time (0010).
+_MIRROR_SETTLED = (
+    "UPDATE outbox SET settled_at = ? "
+    "WHERE message_id = ? AND routing_key = ? AND destination = 'deliver'"
+)
+_MIRROR_FIRST_SETTLED = (
+    "UPDATE outbox SET settled_at = COALESCE(settled_at, ?) "
+    "WHERE message_id = ? AND routing_key = ? AND destination = 'deliver'"
+)
+_MIRROR_UNSETTLED = (
+    "UPDATE outbox SET settled_at = NULL "
+    "WHERE message_id = ? AND routing_key = ? AND destination = 'deliver' AND NOT EXISTS ("
+    "SELECT 1 FROM delivery_settled s "
+    "WHERE s.distribution_id = outbox.message_id AND s.recipient = outbox.routing_key)"
+)
 
 
 class DeliverySql(SqlBase):
@@ -59,6 +74,11 @@ class DeliverySql(SqlBase):
                     AttemptOutcome.DELIVERED.value,
                     to_text(attempt.at),
                 ),
+            )
+            await run(
+                conn,
+                _MIRROR_SETTLED,
+                (to_text(attempt.at), attempt.distribution_id, attempt.recipient),
             )
             await insert_attempts(conn, (attempt,))
             await cancel_subjects(conn, escalation_subjects, attempt.at)
@@ -140,6 +160,11 @@ class DeliverySql(SqlBase):
                     parked_at,
                 ),
             )
+            await run(
+                conn,
+                _MIRROR_FIRST_SETTLED,
+                (parked_at, message.distribution_id, message.recipient),
+            )
         return True
 
     async def parked(self, selector: ParkedSelector, limit: int = 1000) -> list[ParkedMessage]:
@@ -202,6 +227,7 @@ class DeliverySql(SqlBase):
                     (to_text(at), parked_id),
                 )
                 for row in replayed:
+                    await run(conn, _MIRROR_UNSETTLED, (row["distribution_id"], row["recipient"]))
                     await append_to_audit(
                         conn,
                         audit.AuditEntry(

@@ -13,7 +13,7 @@ from gateway.adapters.store.base import SqlBase
 from gateway.adapters.store.sql import fetch
 from gateway.adapters.store.time_text import from_text, opt_from_text, to_text
 from gateway.adapters.store.workflow import step_open, workflow_from_json
-from gateway.model import AtRisk, AttemptOutcome, Destination, RecipientActivity
+from gateway.model import AtRisk, AttemptOutcome, RecipientActivity
 from gateway.workflow import SLA_BREACHED, SLA_WARNING
 
 
@@ -26,19 +26,17 @@ class OpsSql(SqlBase):
         webhook messages have no outbox row: they wait from their first attempt, as far
         back as ``since``.
         """
-        deliver = Destination.DELIVER.value
         failed = (AttemptOutcome.RETRY, AttemptOutcome.PARKED, AttemptOutcome.GONE)
         async with self._session() as conn:
+            # the destination is written out: a planner takes the partial index
+            # outbox_waiting only for the literal of its predicate
             from_outbox = await fetch(
                 conn,
-                "SELECT recipient, COUNT(*) AS waiting, MIN(since) AS since FROM ("
-                "SELECT o.routing_key AS recipient, COALESCE(("
+                "SELECT o.routing_key AS recipient, COUNT(*) AS waiting, MIN(COALESCE(("
                 "SELECT MAX(p.replayed_at) FROM parked p WHERE p.distribution_id = o.message_id "
-                "AND p.recipient = o.routing_key), o.created_at) AS since FROM outbox o "
-                "WHERE o.destination = ? AND NOT EXISTS (SELECT 1 FROM delivery_settled s "
-                "WHERE s.distribution_id = o.message_id AND s.recipient = o.routing_key)"
-                ") AS unsettled GROUP BY recipient",
-                (deliver,),
+                "AND p.recipient = o.routing_key), o.created_at)) AS since FROM outbox o "
+                "WHERE o.destination = 'deliver' AND o.settled_at IS NULL "
+                "GROUP BY o.routing_key",
             )
             from_log = await fetch(
                 conn,
