@@ -202,6 +202,16 @@ async def test_a_store_from_before_the_index_gets_what_waits_filled_in(store_url
         await store.close()
 
 
+async def test_a_message_settled_by_a_gateway_from_before_the_index_does_not_wait(
+    store: SqlStore, store_url: str
+) -> None:
+    """During an upgrade an older process beside this one settles without the mirror."""
+    report = _report("SLP-OPS-4", (C112,))
+    await store.accept_report(report)
+    await _settle_without_the_mirror(store_url, report.outgoing[0])
+    assert await _waiting(store) == {}
+
+
 async def _settle_without_the_mirror(url: str, message: OutboundMessage) -> None:
     """A settlement as a gateway from before 0010 wrote it."""
     sql = (

@@ -28,14 +28,18 @@ class OpsSql(SqlBase):
         """
         failed = (AttemptOutcome.RETRY, AttemptOutcome.PARKED, AttemptOutcome.GONE)
         async with self._session() as conn:
-            # the destination is written out: a planner takes the partial index
-            # outbox_waiting only for the literal of its predicate
+            # The destination is written out: a planner takes the partial index
+            # outbox_waiting only for the literal of its predicate. Each row the index
+            # offers is checked against delivery_settled, which a gateway from before
+            # 0010, still running beside this one during an upgrade, settles alone.
             from_outbox = await fetch(
                 conn,
                 "SELECT o.routing_key AS recipient, COUNT(*) AS waiting, MIN(COALESCE(("
                 "SELECT MAX(p.replayed_at) FROM parked p WHERE p.distribution_id = o.message_id "
                 "AND p.recipient = o.routing_key), o.created_at)) AS since FROM outbox o "
                 "WHERE o.destination = 'deliver' AND o.settled_at IS NULL "
+                "AND NOT EXISTS (SELECT 1 FROM delivery_settled s "
+                "WHERE s.distribution_id = o.message_id AND s.recipient = o.routing_key) "
                 "GROUP BY o.routing_key",
             )
             from_log = await fetch(
