@@ -1,6 +1,6 @@
 -- Which delivery messages are not settled yet, read by the ops console's recipients
 -- panel. Without it that question was an anti-join over every delivery message ever
--- made (170 ms with 100 000 of them, on the event loop): settled_at mirrors
+-- made (170 ms with 100 000 of them, on the event loop): settled_at follows
 -- delivery_settled for the outbox's deliver rows, and the partial index holds only the
 -- messages still waiting.
 

@@ -39,12 +39,9 @@ _SETTLE = (
     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (distribution_id, recipient) "
     "DO UPDATE SET outcome = excluded.outcome, at = excluded.at"
 )
-# An outbox delivery row's settled_at mirrors its delivery_settled row's time (0010).
+# An outbox delivery row's settled_at: when it was first settled, NULL while it waits
+# (0010); it follows delivery_settled, which stays the record.
 _MIRROR_SETTLED = (
-    "UPDATE outbox SET settled_at = ? "
-    "WHERE message_id = ? AND routing_key = ? AND destination = 'deliver'"
-)
-_MIRROR_FIRST_SETTLED = (
     "UPDATE outbox SET settled_at = COALESCE(settled_at, ?) "
     "WHERE message_id = ? AND routing_key = ? AND destination = 'deliver'"
 )
@@ -162,7 +159,7 @@ class DeliverySql(SqlBase):
             )
             await run(
                 conn,
-                _MIRROR_FIRST_SETTLED,
+                _MIRROR_SETTLED,
                 (parked_at, message.distribution_id, message.recipient),
             )
         return True
