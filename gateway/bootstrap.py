@@ -415,9 +415,6 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
 # ---- Partner subscriptions (issue 5) ----
 
 
-SUBSCRIPTION_SYNC_S = 5.0  # how soon another process's subscription changes take effect here
-
-
 def process_id() -> str:
     """This gateway process among the others sharing the store and the broker."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -438,8 +435,8 @@ class Partners:
 
     service: SubscriptionService
     channels: BrokerPartnerChannels
+    sync_s: float
     deliver: bool = True
-    sync_s: float = SUBSCRIPTION_SYNC_S
     _in_step: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -487,7 +484,12 @@ def partners(
         new_id=new_subscription_id,
         new_secret=new_webhook_secret,
     )
-    return Partners(service=service, channels=channels, deliver=runtime.role.delivers)
+    return Partners(
+        service=service,
+        channels=channels,
+        sync_s=settings.subscription_sync_s,
+        deliver=runtime.role.delivers,
+    )
 
 
 # ---- Ops console and metrics (issue 6) ----

@@ -78,6 +78,15 @@ class Settings(BaseSettings):
     relay_poll_s: float = Field(
         1.0, gt=0, description="Outbox relay fallback poll interval (it is also woken on commit)."
     )
+    subscription_sync_s: float = Field(
+        5.0,
+        gt=0,
+        description=(
+            "How often each process brings its partner workers in step with the stored "
+            "subscriptions (seconds): a change made through another process takes effect "
+            "here within this."
+        ),
+    )
     log_json: bool | None = Field(None, description="Force JSON logs (default: when not a TTY).")
     log_level: str = Field("info", description="debug, info, warning or error.")
 

@@ -25,7 +25,7 @@ from partner_support import (
 )
 
 from contracts.envelope import Envelope, RecipientRole
-from gateway.bootstrap import RUNTIME, SUBSCRIPTION_SYNC_S
+from gateway.bootstrap import RUNTIME
 from gateway.partners import partner_distribution_id
 from gateway.redaction import redact_case
 
@@ -34,6 +34,8 @@ pytestmark = pytest.mark.integration
 PINANG_HIGH = "valid-01-app-basic.json"  # case.created.pinang.high, needs 112
 CIPONDOH_HIGH = "valid-02-patbm-cadre-child.json"  # case.created.cipondoh.high, needs 112
 OPS_TOKEN = "ops-token-for-partner-tests-0123"
+SYNC_S = 0.1  # the subscription sync of the two-process tests
+IN_STEP_S = 3.0  # well within the default sync (5 s): the setting is what brings it
 KARANG_TENGAH_MEDIUM = "valid-03-hotline-anonymous-no-medis.json"  # no 112, no consent
 
 
@@ -355,6 +357,7 @@ async def test_two_gateway_processes_agree_on_pause_and_resume(tmp_path: Path) -
         "admin_token": ADMIN_TOKEN,
         "namespace": f"t{uuid.uuid4().hex[:10]}",
         "database_url": f"sqlite:///{tmp_path / 'shared.sqlite3'}",
+        "subscription_sync_s": SYNC_S,
     }
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -364,10 +367,6 @@ async def test_two_gateway_processes_agree_on_pause_and_resume(tmp_path: Path) -
         partner() as receiver,
     ):
         try:
-            for gateway in (first, second):
-                partners = gateway.client.app[RUNTIME].partners
-                assert partners is not None
-                partners.sync_s = 0.1
             created = await subscribe(
                 first,
                 agency_id="lbh-apik",
@@ -388,18 +387,14 @@ async def test_two_gateway_processes_agree_on_pause_and_resume(tmp_path: Path) -
             async def both_deliver() -> bool:
                 return workers() == [True, True]
 
-            # the second process's first round may still be in the default sleep it
-            # began at start, before sync_s was shortened
-            await eventually(
-                both_deliver, SUBSCRIPTION_SYNC_S + 5.0, "the second process delivers it too"
-            )
+            await eventually(both_deliver, IN_STEP_S, "the second process delivers it too")
 
             await admin(first, "POST", f"/v1/subscriptions/{sub_id}/pause")
 
             async def neither_delivers() -> bool:
                 return workers() == [False, False]
 
-            await eventually(neither_delivers, 5.0, "the second process paused it too")
+            await eventually(neither_delivers, IN_STEP_S, "the second process paused it too")
             case_ids = {await post(second, PINANG_HIGH), await post(first, CIPONDOH_HIGH)}
 
             async def queued() -> bool:
