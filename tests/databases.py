@@ -5,12 +5,12 @@ database of its own on the machine's server, created for the test and dropped af
 import contextlib
 import os
 import sqlite3
-import uuid
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
+from bench.database import create_database, drop_database
 from gateway.adapters.sql_db import SQLITE_PREFIX, numbered_placeholders
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -19,28 +19,13 @@ POSTGRES_ADMIN_URL = os.environ.get(
 BACKENDS = ("sqlite", "postgresql")
 
 
-def _with_database(url: str, name: str) -> str:
-    return url.rsplit("/", 1)[0] + "/" + name
-
-
 async def create_postgres_database() -> str:
     """A new empty database; answers its URL."""
-    name = f"t{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(POSTGRES_ADMIN_URL)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return _with_database(POSTGRES_ADMIN_URL, name)
+    return await create_database(POSTGRES_ADMIN_URL, "t")
 
 
 async def drop_postgres_database(url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-    conn = await asyncpg.connect(POSTGRES_ADMIN_URL)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await drop_database(POSTGRES_ADMIN_URL, url)
 
 
 async def query(url: str, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
