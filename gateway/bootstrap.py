@@ -340,7 +340,11 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
             clock=runtime.clock,
             prefetch=settings.prefetch,
             quick_retry=QuickRetry(attempts=settings.push_attempts),
-            breaker=CircuitBreaker(settings.breaker_threshold, settings.breaker_cool_down_s),
+            breaker=CircuitBreaker(
+                settings.breaker_threshold,
+                settings.breaker_cool_down_s,
+                first_cool_down_s=settings.breaker_first_cool_down_s,
+            ),
             concurrency=settings.delivery_concurrency,
             observer=metrics,
         )

@@ -127,8 +127,16 @@ class Settings(BaseSettings):
     breaker_threshold: int = Field(
         5, ge=1, description="Consecutive failed pushes that open a recipient's circuit breaker."
     )
+    breaker_first_cool_down_s: float = Field(
+        1.0,
+        gt=0,
+        description=(
+            "Seconds a circuit breaker that just opened waits before one probe push; each "
+            "failed probe doubles the wait, up to GATEWAY_BREAKER_COOL_DOWN_S."
+        ),
+    )
     breaker_cool_down_s: float = Field(
-        30.0, gt=0, description="Seconds an open circuit breaker waits before one probe push."
+        30.0, gt=0, description="The longest wait of an open circuit breaker between probe pushes."
     )
     delivery_concurrency: int = Field(
         8,

@@ -397,9 +397,9 @@ class DeliveryWorker:
                     alert="delivery.circuit_open",
                     recipient=self.recipient,
                     failures=breaker.failures,
-                    cool_down_s=breaker.cool_down_s,
+                    cool_down_s=breaker.open_for_s,
                 )
-                await self._suspend(breaker.cool_down_s)
+                await self._suspend(breaker.open_for_s)
         else:
             breaker.succeeded()
             if was is not BreakerState.CLOSED:

@@ -317,3 +317,27 @@ async def test_the_breaker_stops_consuming_keeps_messages_in_the_broker_and_drai
         assert len(after_probe) >= len(later) - 1
         by_deadline = [m.message_id for m in sorted(later, key=lambda m: m.deadline_at or now)]
         assert after_probe == [d for d in by_deadline if d in after_probe]
+
+
+async def test_112_back_after_a_short_outage_gets_its_messages_within_seconds(
+    tmp_path: Path,
+) -> None:
+    """With the default cool-downs (1 s after opening, doubling up to 30 s), a restart of
+    112 holds its messages back for about a second, not for the longest cool-down."""
+    async with running_gateway(tmp_path, breaker_threshold=2, push_attempts=1) as gw:
+        worker = gw.client.app[RUNTIME].workers[0]
+        await set_sim_mode(gw, mode="fail", status=503)
+        cases = {await accepted_case(gw) for _ in range(2)}
+
+        async def opened() -> bool:
+            return not worker.consuming
+
+        await eventually(opened, 10, "the breaker opened")
+        await set_sim_mode(gw, mode="ok")
+
+        async def delivered() -> bool:
+            accepted = [m for m in await gw.sim_messages() if m["answered"] == 202]
+            return {m["body"]["case_id"] for m in accepted} == cases
+
+        await eventually(delivered, 8, "both delivered soon after 112 came back")
+        assert worker.consuming

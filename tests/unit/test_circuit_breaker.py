@@ -70,7 +70,50 @@ def test_a_good_probe_closes_it() -> None:
     assert breaker.admits(at(10))
 
 
-@pytest.mark.parametrize(("threshold", "cool_down_s"), [(0, 1.0), (1, 0.0), (1, -1.0)])
-def test_refuses_nonsense(threshold: int, cool_down_s: float) -> None:
+def probe_waits(breaker: CircuitBreaker, failed_probes: int) -> list[float]:
+    """Open ``breaker`` at 0, fail ``failed_probes`` probes, each as soon as it may go;
+    answers each cool-down in turn."""
+    now = 0.0
+    breaker.failed(at(now))
+    waits = [breaker.remaining_s(at(now))]
+    for _ in range(failed_probes):
+        now += waits[-1]
+        assert not breaker.admits(at(now - 0.01))
+        assert breaker.admits(at(now))
+        assert breaker.failed(at(now)), "a failed probe opens it again"
+        waits.append(breaker.remaining_s(at(now)))
+    return waits
+
+
+@pytest.mark.parametrize(
+    ("first", "longest", "waits"),
+    [
+        (1.0, 30.0, [1, 2, 4, 8, 16, 30, 30]),
+        (0.5, 3.0, [0.5, 1, 2, 3, 3, 3, 3]),
+        (None, 10.0, [10, 10, 10, 10, 10, 10, 10]),
+        (45.0, 30.0, [30, 30, 30, 30, 30, 30, 30]),
+    ],
+)
+def test_each_failed_probe_doubles_the_cool_down_up_to_the_longest(
+    first: float | None, longest: float, waits: list[float]
+) -> None:
+    breaker = CircuitBreaker(threshold=1, cool_down_s=longest, first_cool_down_s=first)
+    assert probe_waits(breaker, 6) == pytest.approx(waits)
+
+
+def test_a_good_probe_makes_the_next_opening_short_again() -> None:
+    breaker = CircuitBreaker(threshold=1, cool_down_s=30, first_cool_down_s=1)
+    assert probe_waits(breaker, 3)[-1] == pytest.approx(8)
+    assert breaker.admits(at(100))
+    breaker.succeeded()
+    breaker.failed(at(200))
+    assert breaker.remaining_s(at(200)) == pytest.approx(1)
+
+
+@pytest.mark.parametrize(
+    ("threshold", "cool_down_s", "first"),
+    [(0, 1.0, None), (1, 0.0, None), (1, -1.0, None), (1, 1.0, 0.0), (1, 1.0, -2.0)],
+)
+def test_refuses_nonsense(threshold: int, cool_down_s: float, first: float | None) -> None:
     with pytest.raises(ValueError, match="breaker"):
-        CircuitBreaker(threshold=threshold, cool_down_s=cool_down_s)
+        CircuitBreaker(threshold=threshold, cool_down_s=cool_down_s, first_cool_down_s=first)
