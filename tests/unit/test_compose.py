@@ -7,12 +7,37 @@ import yaml
 
 from gateway.settings import Settings
 
-COMPOSE = Path(__file__).parents[2] / "docker-compose.yml"
+ROOT = Path(__file__).parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+GRAFANA = ROOT / "deploy" / "grafana" / "provisioning"
+
+
+def _yaml(path: Path) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return document
 
 
 def _compose() -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
-    return document
+    return _yaml(COMPOSE)
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """A service's bind mounts of files in this repository: container path to repo path."""
+    found = {}
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if source.startswith("./"):
+            found[target] = source[2:]
+    return found
+
+
+def _strings(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in _strings(value)]
+    if isinstance(node, list):
+        return [s for item in node for s in _strings(item)]
+    return [node] if isinstance(node, str) else []
 
 
 def test_every_gateway_variable_is_a_setting() -> None:
@@ -44,3 +69,45 @@ def test_one_api_process_and_two_workers_on_postgresql() -> None:
         url = services[name]["environment"]["GATEWAY_DATABASE_URL"]
         assert url.startswith("postgresql://")
         assert url.endswith("@postgres:5432/gateway")
+
+
+def test_every_file_a_service_mounts_is_in_the_repository() -> None:
+    for name, service in _compose()["services"].items():
+        for source in _mounts(service).values():
+            assert (ROOT / source).exists(), f"{name} mounts ./{source}, which is missing"
+
+
+def test_services_of_a_profile_require_no_variable() -> None:
+    """Compose interpolates every service before it filters by profile: a ``${VAR:?}`` in
+    the monitoring services would stop a plain ``docker compose up``."""
+    for name, service in _compose()["services"].items():
+        if service.get("profiles"):
+            assert not [s for s in _strings(service) if ":?" in s], name
+
+
+def test_prometheus_scrapes_the_api_process_and_every_worker() -> None:
+    services = _compose()["services"]
+    prometheus = services["prometheus"]
+    config_path = next(
+        arg.split("=", 1)[1] for arg in prometheus["command"] if arg.startswith("--config.file=")
+    )
+    assert _mounts(prometheus)[config_path] == str(PROMETHEUS.relative_to(ROOT))
+    port = int(services["gateway"]["environment"]["GATEWAY_HTTP_PORT"])
+    jobs = {job["job_name"]: job for job in _yaml(PROMETHEUS)["scrape_configs"]}
+    assert jobs["gateway-api"]["static_configs"] == [{"targets": [f"gateway:{port}"]}]
+    workers = jobs["gateway-worker"]["dns_sd_configs"]
+    assert workers == [{"names": ["worker"], "type": "A", "port": port, "refresh_interval": "30s"}]
+    assert all(job["metrics_path"] == "/metrics" for job in jobs.values())
+    assert {"gateway", "worker"} <= set(prometheus["depends_on"])
+
+
+def test_grafana_provisions_prometheus_and_the_dashboard() -> None:
+    grafana = _compose()["services"]["grafana"]
+    mounts = _mounts(grafana)
+    assert mounts["/etc/grafana/provisioning"] == str(GRAFANA.relative_to(ROOT))
+    (source,) = _yaml(GRAFANA / "datasources" / "prometheus.yml")["datasources"]
+    assert (source["type"], source["url"]) == ("prometheus", "http://prometheus:9090")
+    assert "127.0.0.1:9090:9090" in _compose()["services"]["prometheus"]["ports"]
+    (provider,) = _yaml(GRAFANA / "dashboards" / "kdrt-gateway.yml")["providers"]
+    folder = provider["options"]["path"]
+    assert mounts[f"{folder}/kdrt-gateway.json"] == "deploy/grafana/kdrt-gateway.json"

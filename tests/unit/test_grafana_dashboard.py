@@ -1,4 +1,5 @@
-"""The Grafana dashboard under deploy/ charts only metrics the gateway exports, and all of them."""
+"""The Grafana dashboard under deploy/ charts only metrics the gateway exports, and all of
+them, summed over every gateway process; it loads by import and by provisioning alike."""
 
 import json
 import re
@@ -15,6 +16,7 @@ from gateway.adapters.metrics import GatewayMetrics
 DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "kdrt-gateway.json"
 SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
 METRIC = re.compile(r"\b(gateway_[a-z0-9_]+)\b")
+AGGREGATED = re.compile(r"^(histogram_quantile\([0-9.]+, )?(sum|max|min) ?(by \([a-z_, ]+\) )?\(")
 
 
 def _exported() -> dict[str, str]:
@@ -57,3 +59,40 @@ def test_every_metric_of_the_gateway_is_on_the_dashboard() -> None:
     text = DASHBOARD.read_text(encoding="utf-8")
     charted = {exported[name] for name in METRIC.findall(text) if name in exported}
     assert charted == set(exported.values())
+
+
+def _dashboard() -> Any:
+    return json.loads(DASHBOARD.read_text(encoding="utf-8"))
+
+
+def test_every_expression_adds_up_all_processes() -> None:
+    """Each process of a scaled-out gateway (an API process, N workers) has its own
+    series: a panel shows one line per recipient or queue, never one per process."""
+    for expr in _exprs(_dashboard()):
+        for side in expr.split(" / "):
+            assert AGGREGATED.match(side), f"{side!r} is not aggregated over processes"
+
+
+def _datasources(node: Any) -> Iterator[Any]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "datasource":
+                yield value
+            else:
+                yield from _datasources(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _datasources(item)
+
+
+def test_it_loads_by_provisioning_too() -> None:
+    """Import-time ``__inputs`` are not resolved by file provisioning (Grafana's own
+    limit): the panels name their Prometheus through a datasource variable instead."""
+    dashboard = _dashboard()
+    assert "__inputs" not in dashboard
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["DS_PROMETHEUS"]["type"] == "datasource"
+    assert variables["DS_PROMETHEUS"]["query"] == "prometheus"
+    used = list(_datasources(dashboard["panels"]))
+    assert used
+    assert all(d == {"type": "prometheus", "uid": "${DS_PROMETHEUS}"} for d in used)
