@@ -22,7 +22,7 @@ from contracts.workflow import CaseEventRequest, StaffRole
 from gateway import escalation, workflow
 from gateway.model import Destination, OutboundMessage, Timer
 from gateway.redaction import redact_case
-from gateway.routing import C112_RECIPIENT, c112_deadline, routing_key
+from gateway.routing import C112_RECIPIENT, c112_deadline, outbound, routing_key
 from gateway.workflow import CaseSnapshot, HistoryEntry, Workflow
 
 # By alias: the pydantic mypy plugin cannot see the alias of ``Envelope.schema_``.
@@ -55,18 +55,6 @@ class CaseDecision:
     cancel_subjects: tuple[str, ...]
     timers: tuple[Timer, ...]
     outgoing: tuple[OutboundMessage, ...]
-
-
-def outbound(destination: Destination, key: str, envelope: Envelope) -> OutboundMessage:
-    return OutboundMessage(
-        destination=destination,
-        routing_key=key,
-        message_id=envelope.distribution_id,
-        case_id=envelope.case_id,
-        sequence=envelope.sequence,
-        body=envelope.model_dump_json(by_alias=True, exclude_none=True).encode(),
-        deadline_at=envelope.deadline_at,
-    )
 
 
 def decide(

@@ -67,7 +67,7 @@ def plan_intake(
     level = case.risk.level.value
     key = routing_key("case", "created", kecamatan_slug, level)
     outgoing = [
-        _outbound(
+        outbound(
             Destination.EVENTS,
             key,
             Envelope(
@@ -88,7 +88,7 @@ def plan_intake(
     deadline = now + c112_deadline(scale) if case.needs_other_agencies else None
     if deadline is not None:
         outgoing.append(
-            _outbound(
+            outbound(
                 Destination.DELIVER,
                 C112_RECIPIENT,
                 Envelope(
@@ -111,7 +111,8 @@ def plan_intake(
     return IntakePlan(outgoing=tuple(outgoing), c112_deadline_at=deadline)
 
 
-def _outbound(destination: Destination, key: str, envelope: Envelope) -> OutboundMessage:
+def outbound(destination: Destination, key: str, envelope: Envelope) -> OutboundMessage:
+    """The outbox message of ``envelope``, its body exactly as it will be signed."""
     return OutboundMessage(
         destination=destination,
         routing_key=key,
