@@ -3,8 +3,6 @@ the gateway (``gateway serve``), the bare baseline and the minimal outbox gatewa
 (``bench/baseline.py``)."""
 
 import asyncio
-import base64
-import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +13,7 @@ import aio_pika
 
 from bench.processes import LOOPBACK, Meter, Service, child_env, python_module, unused_port
 from gateway.adapters.sealing import new_data_key
-from gateway.bootstrap import topology
+from gateway.bootstrap import new_webhook_secret, topology
 from gateway.queue.topology import delete
 from gateway.settings import Settings
 
@@ -23,10 +21,6 @@ AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 INTAKE_PATH = "/v1/reports/si-lacak-perak"
 UNLIMITED = 1_000_000
 TEARDOWN_S = 120.0
-
-
-def new_secret() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 @dataclass
@@ -70,7 +64,7 @@ async def start_gateway(
     work_dir: Path, receiver_url: str, command: Sequence[str], setup: GatewaySetup
 ) -> Target:
     namespace = f"bench{uuid.uuid4().hex[:8]}"
-    inbound = new_secret()
+    inbound = new_webhook_secret()
     database_url = setup.database_url or f"sqlite:///{work_dir / 'gateway.sqlite3'}"
     shared = dict(
         GATEWAY_HTTP_HOST=LOOPBACK,
@@ -78,7 +72,7 @@ async def start_gateway(
         GATEWAY_DATABASE_URL=database_url,
         GATEWAY_AMQP_URL=AMQP_URL,
         GATEWAY_C112_URL=receiver_url,
-        GATEWAY_C112_SECRET=new_secret(),
+        GATEWAY_C112_SECRET=new_webhook_secret(),
         GATEWAY_INBOUND_SECRET=inbound,
         GATEWAY_DATA_KEYS=new_data_key(),
         GATEWAY_LOG_JSON="true",
@@ -134,7 +128,7 @@ async def start_baseline(work_dir: Path, receiver_url: str, *, outbox: bool = Fa
     )
     service = Service(name, argv, child_env(), work_dir)
     base_url = f"http://{LOOPBACK}:{port}"
-    target = Target(name, [service], base_url, new_secret(), False, queue)
+    target = Target(name, [service], base_url, new_webhook_secret(), False, queue)
     await service.wait_ready(base_url + "/readyz")
     return target
 

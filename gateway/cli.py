@@ -2,7 +2,6 @@
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import secrets
 import sys
@@ -35,20 +34,18 @@ def _simulate_112(args: argparse.Namespace) -> int:
 
 
 def _new_secret(args: argparse.Namespace) -> int:
-    def make() -> str:
-        return signing.SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
-
     from gateway.adapters.sealing import new_data_key
+    from gateway.bootstrap import new_webhook_secret
 
     if args.data_key:
         print(new_data_key())
     elif args.env:
-        print(f"DEV_INBOUND_SECRET={make()}")
-        print(f"DEV_C112_SECRET={make()}")
+        print(f"DEV_INBOUND_SECRET={new_webhook_secret()}")
+        print(f"DEV_C112_SECRET={new_webhook_secret()}")
         print(f"DEV_DATA_KEYS={new_data_key()}")
         print(f"GATEWAY_OPS_TOKEN={secrets.token_urlsafe(24)}")
     else:
-        print(make())
+        print(new_webhook_secret())
     return 0
 
 
