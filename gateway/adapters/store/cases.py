@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from contracts.case import Case
 from gateway import retention
-from gateway.adapters.sealing import Sealer, row_aad
+from gateway.adapters.sealing import Sealer
 from gateway.adapters.store.base import SqlBase
+from gateway.adapters.store.sealed_columns import CASES
 from gateway.adapters.store.sql import fetch
 
 
@@ -14,7 +15,7 @@ def case_columns(case: Case, sealer: Sealer) -> tuple[str, bytes]:
     """``data`` (the S0/S1 part, plain) and ``sealed`` (the whole case)."""
     return (
         retention.public_part(case).model_dump_json(),
-        sealer.seal(case.model_dump_json().encode(), row_aad("cases", "sealed", case.case_id)),
+        sealer.seal(case.model_dump_json().encode(), CASES.aad(case.case_id)),
     )
 
 
@@ -22,7 +23,7 @@ def case_of(case_id: str, data: str, sealed: bytes | None, sealer: Sealer) -> Ca
     """The whole case while it is sealed beside its S0/S1 part; after a purge, that part."""
     if sealed is None:
         return Case.model_validate_json(data)
-    return Case.model_validate_json(sealer.open(bytes(sealed), row_aad("cases", "sealed", case_id)))
+    return Case.model_validate_json(sealer.open(bytes(sealed), CASES.aad(case_id)))
 
 
 class CaseSql(SqlBase):

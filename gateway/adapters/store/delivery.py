@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from gateway import audit
-from gateway.adapters.sealing import row_aad
 from gateway.adapters.sql_db import Session
 from gateway.adapters.store.audit import append_to_audit
 from gateway.adapters.store.base import SqlBase
 from gateway.adapters.store.delivery_log import insert_attempts
 from gateway.adapters.store.outbox import insert_outbox
+from gateway.adapters.store.sealed_columns import PARKED
 from gateway.adapters.store.sql import fetch, run, transaction
 from gateway.adapters.store.time_text import from_text, opt_from_text, opt_text, to_text
 from gateway.adapters.store.timers import cancel_subjects
@@ -28,10 +28,6 @@ from gateway.model import (
 # Who the audit log names for a replay of parked messages: only the ops role may ask for
 # one (ops API, `gateway replay`).
 OPS_ROLE = "ops"
-
-
-def _parked_aad(distribution_id: str, recipient: str) -> bytes:
-    return row_aad("parked", "body", f"{distribution_id}\x00{recipient}")
 
 
 _SETTLE = (
@@ -139,7 +135,7 @@ class DeliverySql(SqlBase):
                     message.error_class,
                     parked_at,
                     self._sealer.seal(
-                        message.body, _parked_aad(message.distribution_id, message.recipient)
+                        message.body, PARKED.aad(message.distribution_id, message.recipient)
                     ),
                 ),
             )
@@ -192,7 +188,7 @@ class DeliverySql(SqlBase):
                 error_class=row["error_class"],
                 parked_at=from_text(row["parked_at"]),
                 body=self._sealer.open(
-                    bytes(row["body"]), _parked_aad(row["distribution_id"], row["recipient"])
+                    bytes(row["body"]), PARKED.aad(row["distribution_id"], row["recipient"])
                 ),
                 replayed_at=opt_from_text(row["replayed_at"]),
             )

@@ -7,12 +7,13 @@ import json
 import uuid
 
 from gateway import audit
-from gateway.adapters.sealing import Sealer, row_aad
+from gateway.adapters.sealing import Sealer
 from gateway.adapters.sql_db import Session
 from gateway.adapters.store.audit import append_to_audit
 from gateway.adapters.store.base import SqlBase
 from gateway.adapters.store.cases import case_columns
 from gateway.adapters.store.outbox import insert_claimed_outbox, insert_outbox
+from gateway.adapters.store.sealed_columns import QUARANTINE, REPORTS
 from gateway.adapters.store.sql import fetch, run, transaction
 from gateway.adapters.store.time_text import from_text, opt_from_text, opt_text, to_text
 from gateway.adapters.store.timers import insert_timers
@@ -76,7 +77,7 @@ async def _insert_report(
             report.source_system,
             report.source_reference,
             received_at,
-            sealer.seal(report.raw, row_aad("reports", "raw", case.case_id)),
+            sealer.seal(report.raw, REPORTS.aad(case.case_id)),
             case.case_id,
         ),
     )
@@ -149,7 +150,7 @@ class IntakeSql(SqlBase):
                     item.reason,
                     item.content_type,
                     errors,
-                    self._sealer.seal(item.raw, row_aad("quarantine", "raw", quarantine_id)),
+                    self._sealer.seal(item.raw, QUARANTINE.aad(quarantine_id)),
                 ),
             )
         return quarantine_id

@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from gateway.adapters.sealing import Sealer, row_aad
+from gateway.adapters.sealing import Sealer
 from gateway.adapters.sql_db import Row, Session
 from gateway.adapters.store.base import SqlBase
+from gateway.adapters.store.sealed_columns import OUTBOX
 from gateway.adapters.store.sql import fetch, transaction
 from gateway.adapters.store.time_text import opt_from_text, opt_text, to_text
 from gateway.model import Destination, OutboundMessage, OutboxClaim, OutboxRow
@@ -28,14 +29,10 @@ def _outbox_row(row: Row, sealer: Sealer) -> OutboxRow:
             message_id=row["message_id"],
             case_id=row["case_id"],
             sequence=row["sequence"],
-            body=sealer.open(bytes(row["body"]), _outbox_aad(row["message_id"])),
+            body=sealer.open(bytes(row["body"]), OUTBOX.aad(row["message_id"])),
             deadline_at=opt_from_text(row["deadline_at"]),
         ),
     )
-
-
-def _outbox_aad(message_id: str) -> bytes:
-    return row_aad("outbox", "body", message_id)
 
 
 _MARK_PUBLISHED = "UPDATE outbox SET published_at = ? WHERE id = ? AND published_at IS NULL"
@@ -57,7 +54,7 @@ def _outbox_values(
         m.case_id,
         m.sequence,
         opt_text(m.deadline_at),
-        sealer.seal(m.body, _outbox_aad(m.message_id)),
+        sealer.seal(m.body, OUTBOX.aad(m.message_id)),
         None if claim is None else claim.claimant,
         None if claim is None else to_text(claim.until),
     )

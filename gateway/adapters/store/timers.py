@@ -7,11 +7,12 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from gateway.adapters.sealing import Sealer, row_aad
+from gateway.adapters.sealing import Sealer
 from gateway.adapters.sql_db import Row, Session
 from gateway.adapters.store.base import SqlBase
 from gateway.adapters.store.delivery_log import insert_attempts
 from gateway.adapters.store.outbox import insert_outbox
+from gateway.adapters.store.sealed_columns import TIMERS
 from gateway.adapters.store.sql import fetch, run, transaction
 from gateway.adapters.store.time_text import from_text, opt_from_text, to_text
 from gateway.model import Timer, TimerEffects
@@ -26,11 +27,7 @@ async def insert_timers(conn: Session, timers: Sequence[Timer], sealer: Sealer) 
     for t in timers:
         data = dict(t.data)
         body = data.pop("body", None)
-        sealed = (
-            None
-            if body is None
-            else sealer.seal(str(body).encode(), row_aad("timers", "body", t.timer_id))
-        )
+        sealed = None if body is None else sealer.seal(str(body).encode(), TIMERS.aad(t.timer_id))
         rows.append(
             (
                 t.timer_id,
@@ -52,7 +49,7 @@ async def insert_timers(conn: Session, timers: Sequence[Timer], sealer: Sealer) 
 def timer_of(row: Row, sealer: Sealer) -> Timer:
     data = json.loads(row["data"])
     if row["sealed_body"] is not None:
-        aad = row_aad("timers", "body", row["timer_id"])
+        aad = TIMERS.aad(row["timer_id"])
         data["body"] = sealer.open(bytes(row["sealed_body"]), aad).decode()
     return Timer(
         timer_id=row["timer_id"],

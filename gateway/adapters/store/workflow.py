@@ -9,12 +9,13 @@ from datetime import datetime
 
 from contracts.workflow import CaseState, EventType, StaffRole
 from gateway import audit, retention
-from gateway.adapters.sealing import Sealer, row_aad
+from gateway.adapters.sealing import Sealer
 from gateway.adapters.sql_db import Row, Session
 from gateway.adapters.store.audit import append_to_audit
 from gateway.adapters.store.base import SqlBase
 from gateway.adapters.store.cases import case_columns, case_of
 from gateway.adapters.store.outbox import insert_outbox
+from gateway.adapters.store.sealed_columns import CASE_EVENTS
 from gateway.adapters.store.sql import fetch, run, transaction
 from gateway.adapters.store.time_text import from_text, opt_from_text, opt_text, to_text
 from gateway.adapters.store.timers import cancel_subjects, insert_timers
@@ -22,10 +23,6 @@ from gateway.case_messages import CaseDecision
 from gateway.model import Destination
 from gateway.routing import C112_RECIPIENT
 from gateway.workflow import SLA_KINDS, C112Stream, CaseSnapshot, HistoryEntry, StepRecord, Workflow
-
-
-def _event_aad(case_id: str, recorded_at: str, event_type: str) -> bytes:
-    return row_aad("case_events", "sealed_details", f"{case_id}\x00{recorded_at}\x00{event_type}")
 
 
 async def _write_workflow(conn: Session, case_id: str, flow: Workflow, now: datetime) -> None:
@@ -104,7 +101,7 @@ async def read_snapshot(conn: Session, case_id: str, sealer: Sealer) -> CaseSnap
 def _event_details(case_id: str, row: Row, sealer: Sealer) -> dict[str, object]:
     details: dict[str, object] = json.loads(row["details"])
     if row["sealed_details"] is not None:
-        aad = _event_aad(case_id, row["recorded_at"], row["type"])
+        aad = CASE_EVENTS.aad(case_id, row["recorded_at"], row["type"])
         details.update(json.loads(sealer.open(bytes(row["sealed_details"]), aad)))
     return details
 
@@ -196,7 +193,7 @@ class WorkflowSql(SqlBase):
             sealed = (
                 self._sealer.seal(
                     json.dumps(personal).encode(),
-                    _event_aad(case_id, recorded_at, entry.type.value),
+                    CASE_EVENTS.aad(case_id, recorded_at, entry.type.value),
                 )
                 if personal
                 else None
