@@ -29,6 +29,7 @@ DELIVERY_REPLAYED = "delivery.replayed"
 SUBSCRIPTION_CREATED = "subscription.created"
 SUBSCRIPTION_STATUS = "subscription.status"
 SUBSCRIPTION_REMOVED = "subscription.removed"
+STORE_RESEALED = "store.resealed"
 
 SYSTEM_ROLE = "system"
 

@@ -40,6 +40,7 @@ from gateway.adapters.rate_limit import TokenBuckets, rate_limit_middleware
 from gateway.adapters.sealing import Sealer
 from gateway.adapters.slot import Slot
 from gateway.adapters.store import SqlStore
+from gateway.adapters.store.reseal import SealedValues
 from gateway.alert_digest import AlertDigest
 from gateway.case_messages import Sending, sla_event_messages
 from gateway.cases import CaseService
@@ -708,6 +709,20 @@ async def purge_personal_data(settings: Settings, *, now: datetime | None = None
             ended_before=retention.purge_cutoff(moment, settings.retention_days),
             now=moment,
             actor=audit.Actor("cli", "gateway-purge"),
+        )
+    finally:
+        await store.close()
+
+
+async def reseal_personal_data(
+    settings: Settings, *, write: bool = True, now: datetime | None = None
+) -> list[SealedValues]:
+    """``gateway reseal``: seal every value again under the first key of
+    ``GATEWAY_DATA_KEYS`` (with ``write=False``, count what is sealed under which key)."""
+    store = await open_store(settings)
+    try:
+        return await store.reseal(
+            now=now or utc_now(), actor=audit.Actor("cli", "gateway-reseal"), write=write
         )
     finally:
         await store.close()

@@ -109,6 +109,32 @@ def _purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reseal(args: argparse.Namespace) -> int:
+    """Seal every value again under the first data key; exit 1 if any no key opens."""
+    from gateway.bootstrap import reseal_personal_data
+    from gateway.settings import Settings
+
+    found = asyncio.run(reseal_personal_data(Settings(), write=not args.check))
+    for values in found:
+        parts = [] if args.check else [f"{values.resealed} resealed"]
+        parts += [f"{n} under {kid}" for kid, n in sorted(values.under.items())]
+        parts += [f"{n} under {kid}, no key opens" for kid, n in sorted(values.unreadable.items())]
+        parts += [f"{values.empty} purged"] if values.empty else []
+        parts += [f"{values.plain} not sealed (older than sealing)"] if values.plain else []
+        print(f"{values.column}: {'; '.join(parts) or 'empty'}")
+    unreadable = sorted({kid for values in found for kid in values.unreadable})
+    if unreadable:
+        print(
+            f"values sealed under {', '.join(unreadable)} are left as they are: add that key "
+            "to GATEWAY_DATA_KEYS (after the first) and run this again",
+            file=sys.stderr,
+        )
+        return 1
+    in_use = sorted({kid for values in found for kid in values.under})
+    print(f"key ids in use: {', '.join(in_use) or 'none'}", file=sys.stderr)
+    return 0
+
+
 def _audit_verify(args: argparse.Namespace) -> int:
     """Walk the audit log's hash chain; exit 1 naming the first row that does not hold."""
     from gateway.bootstrap import verify_audit
@@ -247,6 +273,16 @@ def build_parser() -> argparse.ArgumentParser:
         "purge", help="drop personal data of cases ended over GATEWAY_RETENTION_DAYS ago"
     )
     purge.set_defaults(func=_purge)
+
+    reseal = commands.add_parser(
+        "reseal",
+        help="seal all personal data again under the first key of GATEWAY_DATA_KEYS, "
+        "so the others can be dropped",
+    )
+    reseal.add_argument(
+        "--check", action="store_true", help="only count the values under each key id"
+    )
+    reseal.set_defaults(func=_reseal)
 
     audit_log = commands.add_parser("audit", help="the hash-chained audit log")
     audit_commands = audit_log.add_subparsers(dest="audit_command", required=True)

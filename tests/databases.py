@@ -40,6 +40,19 @@ async def query(url: str, sql: str, params: tuple[object, ...] = ()) -> list[tup
         await pg.close()
 
 
+async def execute(url: str, sql: str, params: tuple[object, ...] = ()) -> None:
+    """Change the database with a connection of its own, as an operator would."""
+    if url.startswith(SQLITE_PREFIX):
+        with contextlib.closing(sqlite3.connect(sqlite_path(url))) as db, db:
+            db.execute(sql, params)
+        return
+    pg = await asyncpg.connect(url)
+    try:
+        await pg.execute(numbered_placeholders(sql), *params)
+    finally:
+        await pg.close()
+
+
 def sqlite_path(url: str) -> Path:
     assert url.startswith(SQLITE_PREFIX)
     return Path(url[len(SQLITE_PREFIX) :])

@@ -22,7 +22,7 @@ from samples import TEST_DATA_KEYS, new_secret, sealer_for_test
 from gateway import signing
 from gateway.adapters.simulator_112 import create_simulator_app
 from gateway.adapters.store import SqlStore
-from gateway.bootstrap import RUNTIME, build_app, topology
+from gateway.bootstrap import RUNTIME, build_app, open_store, topology
 from gateway.queue.connection import AmqpConnection
 from gateway.queue.partner_router import PartnerTopology, delete_partner_base
 from gateway.queue.topology import delete
@@ -61,9 +61,8 @@ class RunningGateway:
         return messages
 
     async def store(self) -> SqlStore:
-        return await SqlStore.connect(
-            self.settings.database_url.get_secret_value(), sealer=sealer_for_test()
-        )
+        """The gateway's store, opened beside it with its settings."""
+        return await open_store(self.settings)
 
 
 def serve_env(**values: str) -> dict[str, str]:

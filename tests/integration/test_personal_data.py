@@ -6,6 +6,7 @@ import json
 import shutil
 import sqlite3
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,8 +27,8 @@ from samples import (
 )
 
 from gateway import audit, bootstrap, cli
-from gateway.adapters.sealing import Sealer, key_id_of, new_data_key
-from gateway.adapters.store import SqlStore
+from gateway.adapters.sealing import MAGIC, Sealer, key_id_of, new_data_key
+from gateway.adapters.store import SqlStore, sealed_columns
 from gateway.errors import SealedDataUnreadable
 from gateway.model import AcceptedReport, ParkedSelector
 from gateway.settings import Settings
@@ -115,23 +116,34 @@ def leaks_in(database: Path) -> list[tuple[str, str, str]]:
 # --- personal data at rest ------------------------------------------------------------
 
 
+async def fill_every_table(gw: RunningGateway) -> str:
+    """Every fixture report, every refused one, a parked message and a closed case with a
+    documented event (its id)."""
+    await gw.sim.put("/_sim/mode", json={"mode": "reject", "reason": "ditolak"})
+    for name in VALID_SAMPLES:
+        status, body = await gw.post_report(fixture_bytes(name))
+        assert status == 202, body
+    for name in INVALID_SAMPLES:
+        status, _ = await gw.post_report(fixture_bytes(name))
+        assert status == 422
+    case_id = await new_case(gw)
+    await close(gw, case_id)
+    store = await gw.store()
+    try:
+        async with asyncio.timeout(20):
+            while not await store.parked(ParkedSelector()):  # noqa: ASYNC110 - the store
+                await asyncio.sleep(0.1)
+        assert len(await store.quarantined()) == len(INVALID_SAMPLES)
+    finally:
+        await store.close()
+    return case_id
+
+
 async def test_no_personal_string_is_anywhere_in_the_store_file(tmp_path: Path) -> None:
     async with running_gateway(tmp_path, **TOKENS) as gw:
-        await gw.sim.put("/_sim/mode", json={"mode": "reject", "reason": "ditolak"})
-        for name in VALID_SAMPLES:
-            status, body = await gw.post_report(fixture_bytes(name))
-            assert status == 202, body
-        for name in INVALID_SAMPLES:
-            status, _ = await gw.post_report(fixture_bytes(name))
-            assert status == 422
-        case_id = await new_case(gw)
-        await close(gw, case_id)
+        case_id = await fill_every_table(gw)
         store = await gw.store()
         try:
-            async with asyncio.timeout(20):
-                while not await store.parked(ParkedSelector()):  # noqa: ASYNC110 - the store
-                    await asyncio.sleep(0.1)
-            assert len(await store.quarantined()) == len(INVALID_SAMPLES)
             full = await store.get_case(case_id)
             assert full is not None
             assert full.victims[0].age is not None, "the store still gives the whole case"
@@ -191,6 +203,67 @@ async def test_a_second_key_rotates_old_rows_stay_readable(store_url: str) -> No
             await new_only.get_case(before.case.case_id)
     finally:
         await new_only.close()
+
+
+def sealed_key_ids(database: Path, opened_by: Sealer | None = None) -> dict[str, Counter[str]]:
+    """The key ids of the values of every sealed column; with ``opened_by``, each value
+    is opened too."""
+    found = {}
+    with sqlite3.connect(database) as conn:
+        conn.row_factory = sqlite3.Row
+        for column in sealed_columns.ALL:
+            rows = conn.execute(
+                f"SELECT * FROM {column.table} WHERE length({column.column}) > 0"  # noqa: S608
+            ).fetchall()
+            for row in rows:
+                value = bytes(row[column.column])
+                if opened_by is not None:
+                    opened_by.open(value, column.aad(*(str(row[n]) for n in column.identity)))
+            found[column.name] = Counter(key_id_of(bytes(row[column.column])) for row in rows)
+    return found
+
+
+async def reseal_cli(
+    database: Path, keys: str, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str]:
+    """``gateway reseal`` on the database (in a thread: it runs its own loop)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("GATEWAY_DATABASE_URL", f"sqlite:///{database}")
+        env.setenv("GATEWAY_DATA_KEYS", keys)
+        code = await asyncio.to_thread(cli.main, ["reseal", *args])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+async def test_reseal_puts_every_sealed_value_under_the_new_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old_key, new_key = new_data_key("old"), new_data_key("new")
+    async with running_gateway(tmp_path, data_keys=old_key, **TOKENS) as gw:
+        await fill_every_table(gw)
+        database = gw.settings.sqlite_path()
+    sealed_cells = {(t, c) for t, c, raw in every_value(database) if raw.startswith(MAGIC)}
+    assert sealed_cells == {(c.table, c.column) for c in sealed_columns.ALL}, "reseal sees all"
+    before = sealed_key_ids(database)
+    assert all(set(kids) == {"old"} for kids in before.values()), before
+
+    code, out = await reseal_cli(database, new_key, capsys, "--check")
+    assert code == 1
+    assert "values sealed under old are left as they are" in out
+    code, out = await reseal_cli(database, f"{new_key},{old_key}", capsys)
+    assert code == 0, out
+    assert "key ids in use: new" in out
+
+    after = sealed_key_ids(database, opened_by=Sealer.from_setting(new_key))
+    assert after == {name: Counter({"new": kids["old"]}) for name, kids in before.items()}
+    assert leaks_in(database) == []
+    code, out = await reseal_cli(database, new_key, capsys)
+    assert code == 0, out
+    assert out.count(": 0 resealed;") == len(sealed_columns.ALL)
+    assert (await verify_cli(database, capsys))[0] == 0
+    last = audit_rows(database)[-1]
+    assert (last[1], last[2], last[3]) == ("cli", "gateway-reseal", audit.STORE_RESEALED)
+    assert json.loads(last[5])["key_id"] == "new"
 
 
 async def test_a_wrong_key_is_a_clear_error_not_garbage(store_url: str) -> None:

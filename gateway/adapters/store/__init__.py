@@ -15,6 +15,7 @@ from gateway.adapters.store.ops import OpsSql
 from gateway.adapters.store.outbox import OutboxSql
 from gateway.adapters.store.purge import PurgeSql
 from gateway.adapters.store.receipts import ReceiptSql
+from gateway.adapters.store.reseal import ResealSql
 from gateway.adapters.store.subscriptions import SubscriptionSql
 from gateway.adapters.store.timers import TimerSql
 from gateway.adapters.store.workflow import WorkflowSql
@@ -35,6 +36,7 @@ class SqlStore(
     OpsSql,
     AuditSql,
     PurgeSql,
+    ResealSql,
 ):
     """The ``Store`` port on SQLite or PostgreSQL (see ``gateway.adapters.sql_db``).
 

@@ -1,0 +1,127 @@
+"""Re-sealing personal data under the current key (``gateway reseal``), on both
+databases."""
+
+import json
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+from databases import execute, query
+from samples import valid_01_case
+
+from gateway import audit
+from gateway.adapters.sealing import Sealer, key_id_of, new_data_key
+from gateway.adapters.store import SqlStore
+from gateway.adapters.store.reseal import RESEAL_BATCH, SealedValues
+from gateway.adapters.store.sealed_columns import CASES, QUARANTINE, REPORTS
+from gateway.model import AcceptedReport, QuarantinedInput
+
+pytestmark = pytest.mark.integration
+
+OLD, NEW = new_data_key("old"), new_data_key("new")
+NOW = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+ACTOR = audit.Actor("cli", "test")
+
+
+def report(n: int) -> AcceptedReport:
+    case = valid_01_case(case_id=f"urn:tangerangkota:kdrt:01JDXK7Q2M8W3V5T9R6N4B2C{n:02d}")
+    return AcceptedReport(
+        source_system="si-lacak-perak",
+        source_reference=f"SLP-RESEAL-{n}",
+        raw=json.dumps({"nama": case.victims[0].name}).encode(),
+        case=case,
+        outgoing=(),
+    )
+
+
+async def written_under_old(store_url: str, cases: int) -> None:
+    store = await SqlStore.connect(store_url, sealer=Sealer.from_setting(OLD))
+    try:
+        for n in range(cases):
+            await store.accept_report(report(n))
+        await store.quarantine(
+            QuarantinedInput(received_at=NOW, source="si-lacak-perak", reason="x", raw=b"{bad")
+        )
+    finally:
+        await store.close()
+
+
+async def key_ids(store_url: str) -> dict[str, Counter[str]]:
+    found = {}
+    for column in (CASES, REPORTS, QUARANTINE):
+        values = await query(store_url, f"SELECT {column.column} FROM {column.table}")  # noqa: S608
+        found[column.name] = Counter(key_id_of(bytes(v)) for (v,) in values if v)
+    return found
+
+
+async def reseal(
+    store_url: str, keys: str, *, write: bool = True, batch: int = RESEAL_BATCH
+) -> dict[str, SealedValues]:
+    store = await SqlStore.connect(store_url, sealer=Sealer.from_setting(keys))
+    try:
+        found = await store.reseal(now=NOW, actor=ACTOR, write=write, batch=batch)
+    finally:
+        await store.close()
+    return {values.column: values for values in found}
+
+
+async def resealed_audit_rows(store_url: str) -> list[tuple[object, ...]]:
+    return await query(
+        store_url, "SELECT details FROM audit_log WHERE action = ?", (audit.STORE_RESEALED,)
+    )
+
+
+async def test_reseal_moves_every_value_to_the_first_key_in_batches(store_url: str) -> None:
+    await written_under_old(store_url, cases=5)
+
+    counted = await reseal(store_url, f"{NEW},{OLD}", write=False)
+    assert counted["cases.sealed"].under == {"old": 5}
+    assert counted["cases.sealed"].resealed == 0
+    assert (await key_ids(store_url))["cases.sealed"] == {"old": 5}, "counting writes nothing"
+
+    done = await reseal(store_url, f"{NEW},{OLD}", batch=2)
+    assert {name: v.resealed for name, v in done.items() if v.resealed} == {
+        "cases.sealed": 5,
+        "reports.raw": 5,
+        "quarantine.raw": 1,
+    }
+    assert await key_ids(store_url) == {
+        "cases.sealed": {"new": 5},
+        "reports.raw": {"new": 5},
+        "quarantine.raw": {"new": 1},
+    }
+    (details,) = await resealed_audit_rows(store_url)
+    assert json.loads(str(details[0]))["key_id"] == "new"
+
+    again = await reseal(store_url, f"{NEW},{OLD}")
+    assert sum(v.resealed for v in again.values()) == 0
+    assert len(await resealed_audit_rows(store_url)) == 1, "a run that changed nothing"
+
+    new_only = await SqlStore.connect(store_url, sealer=Sealer.from_setting(NEW))
+    try:
+        for n in range(5):
+            assert await new_only.get_case(report(n).case.case_id) == report(n).case
+    finally:
+        await new_only.close()
+
+
+async def test_values_no_key_opens_are_counted_and_left_alone(store_url: str) -> None:
+    await written_under_old(store_url, cases=3)
+    before = await query(store_url, "SELECT case_id, sealed FROM cases ORDER BY case_id")
+
+    found = await reseal(store_url, NEW, batch=2)
+
+    assert found["cases.sealed"].unreadable == {"old": 3}
+    assert found["cases.sealed"].resealed == 0
+    assert await query(store_url, "SELECT case_id, sealed FROM cases ORDER BY case_id") == before
+    assert await resealed_audit_rows(store_url) == []
+
+
+async def test_purged_values_are_counted_not_sealed(store_url: str) -> None:
+    await written_under_old(store_url, cases=2)
+    purged = report(0).case.case_id
+    await execute(store_url, "UPDATE reports SET raw = ? WHERE case_id = ?", (b"", purged))
+
+    found = await reseal(store_url, f"{NEW},{OLD}")
+
+    assert (found["reports.raw"].empty, found["reports.raw"].resealed) == (1, 1)
