@@ -117,8 +117,9 @@ def leaks_in(database: Path) -> list[tuple[str, str, str]]:
 
 
 async def fill_every_table(gw: RunningGateway) -> str:
-    """Every fixture report, every refused one, a parked message and a closed case with a
-    documented event (its id)."""
+    """Every fixture report, every refused one, a parked message, a closed case with a
+    documented event (its id) and, last, a report 112 keeps refusing (its message and
+    escalation timers pending)."""
     await gw.sim.put("/_sim/mode", json={"mode": "reject", "reason": "ditolak"})
     for name in VALID_SAMPLES:
         status, body = await gw.post_report(fixture_bytes(name))
@@ -136,6 +137,8 @@ async def fill_every_table(gw: RunningGateway) -> str:
         assert len(await store.quarantined()) == len(INVALID_SAMPLES)
     finally:
         await store.close()
+    await gw.sim.put("/_sim/mode", json={"mode": "fail", "status": 503})
+    await new_case(gw, VALID_SAMPLES[0])
     return case_id
 
 

@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -121,6 +122,24 @@ async def test_cancelled_timers_never_fire(store: SqlStore) -> None:
     fired = await store.fire_due_timers(T0 + timedelta(seconds=1), 10, message_of)
     assert [t.timer_id for t in fired] == ["timer-3"]
     assert await store.cancel_timers(subject="b") == 0, "a fired timer is not cancelled"
+
+
+async def test_a_timers_message_copy_is_kept_only_while_it_may_fire(store: SqlStore) -> None:
+    """The copy an at-risk timer carries for the failover send is dropped when the timer
+    fires or is cancelled: the case's other rows keep the message, not the timer."""
+    copy = {"body": '{"nama": "Siti"}'}
+    pending, cancelled, due = (
+        replace(timer(n, T0 + timedelta(seconds=delay), subject=f"m{n}"), data=copy)
+        for n, delay in ((1, 60), (2, 0), (3, 0))
+    )
+    await store.schedule_timers([pending, cancelled, due])
+    await store.cancel_timers(subject="m2")
+
+    fired = await store.fire_due_timers(T0 + timedelta(seconds=1), 10, lambda t: TimerEffects())
+
+    assert [t.data for t in fired] == [copy], "the handler still gets the copy"
+    kept = {t.timer_id: t.data for t, _ in await store.timers_of(CASE.case_id)}
+    assert kept == {"timer-1": copy, "timer-2": {}, "timer-3": {}}
 
 
 async def test_the_next_timer_due_is_the_earliest_neither_fired_nor_cancelled(

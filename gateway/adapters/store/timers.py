@@ -61,8 +61,10 @@ def timer_of(row: Row, sealer: Sealer) -> Timer:
     )
 
 
+# A timer's message copy (``sealed_body``) is dropped once it fired or was cancelled: it is
+# there only for the failover send, and every copy kept is one more place personal data lies.
 CANCEL_PENDING = (
-    "UPDATE timers SET cancelled_at = ? "
+    "UPDATE timers SET cancelled_at = ?, sealed_body = NULL "
     "WHERE subject = ? AND fired_at IS NULL AND cancelled_at IS NULL"
 )
 
@@ -109,7 +111,7 @@ class TimerSql(SqlBase):
                 await insert_timers(conn, effects.timers, self._sealer)
                 await run(
                     conn,
-                    "UPDATE timers SET fired_at = ? WHERE timer_id = ?",
+                    "UPDATE timers SET fired_at = ?, sealed_body = NULL WHERE timer_id = ?",
                     (to_text(now), timer.timer_id),
                 )
                 fired.append(timer)
