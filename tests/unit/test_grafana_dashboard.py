@@ -31,16 +31,21 @@ def _exported() -> dict[str, str]:
     }
 
 
-def _exprs(node: Any) -> Iterator[str]:
+def _under(node: Any, wanted: str) -> Iterator[Any]:
+    """Every value of a ``wanted`` key, however deep in ``node``."""
     if isinstance(node, dict):
         for key, value in node.items():
-            if key == "expr" and isinstance(value, str):
+            if key == wanted:
                 yield value
             else:
-                yield from _exprs(value)
+                yield from _under(value, wanted)
     elif isinstance(node, list):
         for item in node:
-            yield from _exprs(item)
+            yield from _under(item, wanted)
+
+
+def _exprs(node: Any) -> Iterator[str]:
+    return (value for value in _under(node, "expr") if isinstance(value, str))
 
 
 def test_every_expression_uses_only_exported_metrics() -> None:
@@ -73,18 +78,6 @@ def test_every_expression_adds_up_all_processes() -> None:
             assert AGGREGATED.match(side), f"{side!r} is not aggregated over processes"
 
 
-def _datasources(node: Any) -> Iterator[Any]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "datasource":
-                yield value
-            else:
-                yield from _datasources(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _datasources(item)
-
-
 def test_it_loads_by_provisioning_too() -> None:
     """Import-time ``__inputs`` are not resolved by file provisioning (Grafana's own
     limit): the panels name their Prometheus through a datasource variable instead."""
@@ -93,6 +86,6 @@ def test_it_loads_by_provisioning_too() -> None:
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
     assert variables["DS_PROMETHEUS"]["type"] == "datasource"
     assert variables["DS_PROMETHEUS"]["query"] == "prometheus"
-    used = list(_datasources(dashboard["panels"]))
+    used = list(_under(dashboard["panels"], "datasource"))
     assert used
     assert all(d == {"type": "prometheus", "uid": "${DS_PROMETHEUS}"} for d in used)

@@ -3,6 +3,7 @@ data key, so the keys before it can leave ``GATEWAY_DATA_KEYS`` (``gateway resea
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,19 +38,18 @@ class ResealSql(SqlBase):
     ) -> list[SealedValues]:
         """Seal every value not under the current key again under it, ``batch`` rows a
         write transaction (writers wait for each, so no row changes between its read and
-        its rewrite); with ``write=False`` only count. One audit row records a run that
-        re-sealed anything. Values no key opens are counted, left as they are."""
+        its rewrite); with ``write=False`` only count (opening each value all the same). One
+        audit row records a run that re-sealed anything. Values no key opens are counted
+        and left as they are."""
         found = []
         for column in ALL:
             values = SealedValues(column.name)
             after: object = None
             while True:
                 async with self._session() as conn:
-                    if write:
-                        async with transaction(conn):
-                            rows = await self._reseal_batch(conn, column, after, batch, values)
-                    else:
-                        rows = await self._count_batch(conn, column, after, batch, values)
+                    written = transaction(conn) if write else contextlib.nullcontext()
+                    async with written:
+                        rows = await self._batch(conn, column, after, batch, values, write=write)
                 if len(rows) < batch:
                     break
                 after = rows[-1][column.key]
@@ -66,26 +66,20 @@ class ResealSql(SqlBase):
                 await append_to_audit(conn, entry)
         return found
 
-    async def _count_batch(
-        self, conn: Session, column: SealedColumn, after: object, batch: int, into: SealedValues
+    async def _batch(
+        self,
+        conn: Session,
+        column: SealedColumn,
+        after: object,
+        batch: int,
+        into: SealedValues,
+        *,
+        write: bool,
     ) -> list[Row]:
-        rows = await _batch(conn, column, after, batch)
-        for row in rows:
-            value = bytes(row[column.column])
-            if _not_sealed(value, into):
-                continue
-            kid = _key_id(value)
-            if kid in self._sealer.key_ids:
-                into.under[kid] += 1
-            else:
-                into.unreadable[kid] += 1
-        return rows
-
-    async def _reseal_batch(
-        self, conn: Session, column: SealedColumn, after: object, batch: int, into: SealedValues
-    ) -> list[Row]:
+        """Count the values of the next ``batch`` rows by key id, opening each one not
+        under the current key; with ``write``, seal those again under it."""
         current = self._sealer.current_kid
-        rows = await _batch(conn, column, after, batch)
+        rows = await _next_rows(conn, column, after, batch)
         for row in rows:
             value = bytes(row[column.column])
             if _not_sealed(value, into):
@@ -100,6 +94,9 @@ class ResealSql(SqlBase):
             except SealedDataUnreadable:
                 into.unreadable[kid] += 1
                 continue
+            if not write:
+                into.under[kid] += 1
+                continue
             await run(
                 conn,
                 f"UPDATE {column.table} SET {column.column} = ? WHERE {column.key} = ?",  # noqa: S608 - names from sealed_columns
@@ -110,7 +107,7 @@ class ResealSql(SqlBase):
         return rows
 
 
-async def _batch(conn: Session, column: SealedColumn, after: object, batch: int) -> list[Row]:
+async def _next_rows(conn: Session, column: SealedColumn, after: object, batch: int) -> list[Row]:
     """The next ``batch`` rows holding a value, in key order, after the key ``after``."""
     names = ", ".join(dict.fromkeys((column.key, *column.identity, column.column)))
     where = f"{column.column} IS NOT NULL"
