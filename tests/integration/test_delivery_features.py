@@ -322,22 +322,29 @@ async def test_the_breaker_stops_consuming_keeps_messages_in_the_broker_and_drai
 async def test_112_back_after_a_short_outage_gets_its_messages_within_seconds(
     tmp_path: Path,
 ) -> None:
-    """With the default cool-downs (1 s after opening, doubling up to 30 s), a restart of
-    112 holds its messages back for about a second, not for the longest cool-down."""
-    async with running_gateway(tmp_path, breaker_threshold=2, push_attempts=1) as gw:
-        worker = gw.client.app[RUNTIME].workers[0]
-        await set_sim_mode(gw, mode="fail", status=503)
-        cases = {await accepted_case(gw) for _ in range(2)}
+    """With the default cool-downs (1 s after opening, doubling with each failed probe up
+    to 30 s), a restart of 112 holds its messages back for seconds, not for the longest
+    cool-down; ops are alerted once per outage, not once per failed probe."""
+    with capture_logs() as logs:
+        async with running_gateway(tmp_path, breaker_threshold=2, push_attempts=1) as gw:
+            worker = gw.client.app[RUNTIME].workers[0]
+            await set_sim_mode(gw, mode="fail", status=503)
+            cases = {await accepted_case(gw) for _ in range(2)}
 
-        async def opened() -> bool:
-            return not worker.consuming
+            def cool_downs(event: str) -> list[float]:
+                return [e["cool_down_s"] for e in logs if event in (e["event"], e.get("alert"))]
 
-        await eventually(opened, 10, "the breaker opened")
-        await set_sim_mode(gw, mode="ok")
+            async def two_probes_failed() -> bool:
+                return len(cool_downs("delivery.circuit_probe_failed")) >= 2
 
-        async def delivered() -> bool:
-            accepted = [m for m in await gw.sim_messages() if m["answered"] == 202]
-            return {m["body"]["case_id"] for m in accepted} == cases
+            await eventually(two_probes_failed, 10, "two probes failed")
+            await set_sim_mode(gw, mode="ok")
 
-        await eventually(delivered, 8, "both delivered soon after 112 came back")
-        assert worker.consuming
+            async def delivered() -> bool:
+                accepted = [m for m in await gw.sim_messages() if m["answered"] == 202]
+                return {m["body"]["case_id"] for m in accepted} == cases
+
+            await eventually(delivered, 8, "both delivered soon after 112 came back")
+            assert worker.consuming
+    assert cool_downs("delivery.circuit_open") == [1.0]
+    assert cool_downs("delivery.circuit_probe_failed")[:2] == [2.0, 4.0]
