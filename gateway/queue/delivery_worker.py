@@ -392,21 +392,14 @@ class DeliveryWorker:
         was = breaker.state
         if verdict is None or isinstance(verdict, Retry):
             if breaker.failed(self._clock()):
-                if was is BreakerState.CLOSED:
-                    log.warning(
-                        "ops_alert",
-                        alert="delivery.circuit_open",
-                        recipient=self.recipient,
-                        failures=breaker.failures,
-                        cool_down_s=breaker.open_for_s,
-                    )
-                else:  # the same outage: its alert went out when the circuit opened
-                    log.warning(
-                        "delivery.circuit_probe_failed",
-                        recipient=self.recipient,
-                        failures=breaker.failures,
-                        cool_down_s=breaker.open_for_s,
-                    )
+                opened = was is BreakerState.CLOSED  # a failed probe: the same outage
+                log.warning(
+                    "ops_alert" if opened else "delivery.circuit_probe_failed",
+                    **({"alert": "delivery.circuit_open"} if opened else {}),
+                    recipient=self.recipient,
+                    failures=breaker.failures,
+                    cool_down_s=breaker.open_for_s,
+                )
                 await self._suspend(breaker.open_for_s)
         else:
             breaker.succeeded()
