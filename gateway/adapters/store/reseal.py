@@ -14,7 +14,7 @@ from gateway.adapters.sql_db import Row, Session
 from gateway.adapters.store.audit import append_to_audit
 from gateway.adapters.store.base import SqlBase
 from gateway.adapters.store.sealed_columns import ALL, SealedColumn
-from gateway.adapters.store.sql import fetch, run, transaction
+from gateway.adapters.store.sql import fetch, transaction
 from gateway.errors import SealedDataUnreadable
 
 RESEAL_BATCH = 500
@@ -80,6 +80,7 @@ class ResealSql(SqlBase):
         under the current key; with ``write``, seal those again under it."""
         current = self._sealer.current_kid
         rows = await _next_rows(conn, column, after, batch)
+        rewrites: list[tuple[bytes, object]] = []
         for row in rows:
             value = bytes(row[column.column])
             if _not_sealed(value, into):
@@ -97,13 +98,14 @@ class ResealSql(SqlBase):
             if not write:
                 into.under[kid] += 1
                 continue
-            await run(
-                conn,
-                f"UPDATE {column.table} SET {column.column} = ? WHERE {column.key} = ?",  # noqa: S608 - names from sealed_columns
-                (self._sealer.seal(plain, aad), row[column.key]),
-            )
+            rewrites.append((self._sealer.seal(plain, aad), row[column.key]))
             into.under[current] += 1
             into.resealed += 1
+        if rewrites:
+            await conn.run_many(
+                f"UPDATE {column.table} SET {column.column} = ? WHERE {column.key} = ?",  # noqa: S608 - names from sealed_columns
+                rewrites,
+            )
         return rows
 
 
