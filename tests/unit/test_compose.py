@@ -104,7 +104,10 @@ def test_prometheus_scrapes_the_api_process_and_every_worker() -> None:
 def test_grafana_provisions_prometheus_and_the_dashboard() -> None:
     grafana = _compose()["services"]["grafana"]
     mounts = _mounts(grafana)
-    assert mounts["/etc/grafana/provisioning"] == str(GRAFANA.relative_to(ROOT))
+    for kind in ("datasources", "dashboards"):
+        assert mounts[f"/etc/grafana/provisioning/{kind}"] == str(
+            (GRAFANA / kind).relative_to(ROOT)
+        )
     (source,) = _yaml(GRAFANA / "datasources" / "prometheus.yml")["datasources"]
     assert (source["type"], source["url"]) == ("prometheus", "http://prometheus:9090")
     assert "127.0.0.1:9090:9090" in _compose()["services"]["prometheus"]["ports"]
