@@ -11,6 +11,7 @@ from typing import Any
 
 from contracts.case import Case
 from gateway.adapters.sealing import Sealer
+from gateway.model import AcceptedReport
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -161,3 +162,16 @@ def set_at(document: Any, pointer: str, value: Any) -> None:
         node[int(last)] = value
     else:
         node[last] = value
+
+
+def sealed_report(reference: str) -> AcceptedReport:
+    """An accepted report whose case and raw bytes hold personal data to seal; the
+    ``reference`` (four characters of Crockford base 32) makes the case its own."""
+    case = valid_01_case(case_id=f"urn:tangerangkota:kdrt:01JDXK7Q2M8W3V5T9R6N4B{reference}")
+    return AcceptedReport(
+        source_system="si-lacak-perak",
+        source_reference=f"SLP-{reference}",
+        raw=json.dumps({"nama": case.victims[0].name}).encode(),
+        case=case,
+        outgoing=(),
+    )

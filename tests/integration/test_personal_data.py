@@ -22,15 +22,15 @@ from samples import (
     fixture_bytes,
     fixture_json,
     personal_strings,
+    sealed_report,
     sealer_for_test,
-    valid_01_case,
 )
 
 from gateway import audit, bootstrap, cli
 from gateway.adapters.sealing import MAGIC, Sealer, key_id_of, new_data_key
 from gateway.adapters.store import SqlStore, sealed_columns
 from gateway.errors import SealedDataUnreadable
-from gateway.model import AcceptedReport, ParkedSelector
+from gateway.model import ParkedSelector
 from gateway.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -163,21 +163,10 @@ async def test_no_personal_string_is_anywhere_in_the_store_file(tmp_path: Path) 
     assert [s for s in personal_strings() | {DOCUMENT} if s.encode() in on_disk] == []
 
 
-def make_report(reference: str) -> AcceptedReport:
-    case = valid_01_case(case_id=f"urn:tangerangkota:kdrt:01JDXK7Q2M8W3V5T9R6N4B{reference}")
-    return AcceptedReport(
-        source_system="si-lacak-perak",
-        source_reference=f"SLP-{reference}",
-        raw=json.dumps({"nama": case.victims[0].name}).encode(),
-        case=case,
-        outgoing=(),
-    )
-
-
 async def test_a_second_key_rotates_old_rows_stay_readable(store_url: str) -> None:
     old_key, new_key = new_data_key("old"), new_data_key("new")
-    before = make_report("2C1A")
-    after = make_report("2C1B")
+    before = sealed_report("2C1A")
+    after = sealed_report("2C1B")
 
     store = await SqlStore.connect(store_url, sealer=Sealer.from_setting(old_key))
     try:
@@ -270,7 +259,7 @@ async def test_reseal_puts_every_sealed_value_under_the_new_key(
 
 
 async def test_a_wrong_key_is_a_clear_error_not_garbage(store_url: str) -> None:
-    report = make_report("2C1A")
+    report = sealed_report("2C1A")
     store = await SqlStore.connect(store_url, sealer=sealer_for_test())
     try:
         await store.accept_report(report)

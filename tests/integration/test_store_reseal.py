@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 from databases import execute, query
-from samples import valid_01_case
+from samples import sealed_report
 
 from gateway import audit
 from gateway.adapters.sealing import Sealer, key_id_of, new_data_key
@@ -24,14 +24,7 @@ ACTOR = audit.Actor("cli", "test")
 
 
 def report(n: int) -> AcceptedReport:
-    case = valid_01_case(case_id=f"urn:tangerangkota:kdrt:01JDXK7Q2M8W3V5T9R6N4B2C{n:02d}")
-    return AcceptedReport(
-        source_system="si-lacak-perak",
-        source_reference=f"SLP-RESEAL-{n}",
-        raw=json.dumps({"nama": case.victims[0].name}).encode(),
-        case=case,
-        outgoing=(),
-    )
+    return sealed_report(f"2C{n:02d}")
 
 
 async def written_under_old(store_url: str, cases: int) -> None:
