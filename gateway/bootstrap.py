@@ -171,7 +171,9 @@ class Runtime:
 RUNTIME = web.AppKey("runtime", Runtime)
 
 
-async def _broker_check(amqp: AmqpConnection) -> None:
+async def _broker_check(amqp: AmqpConnection, runtime: Runtime) -> None:
+    if not runtime.broker_up.is_set():
+        raise NotReady("the broker topology is not declared yet")
     if not amqp.connection.connected.is_set():
         raise NotReady("the broker connection is down")
 
@@ -378,7 +380,7 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
             outbox_claim=relay.new_claim,
         ),
         inbound_secrets=tuple(signing.split_secrets(inbound)),
-        readiness_checks={"store": store.ping, "broker": lambda: _broker_check(amqp)},
+        readiness_checks={"store": store.ping, "broker": lambda: _broker_check(amqp, runtime)},
     )
 
     def committed() -> None:

@@ -242,8 +242,8 @@ INTAKE_ROUTES: Sequence[Route] = (
         "/readyz",
         get_readyz,
         "getReadiness",
-        "The broker and the store are reachable.",
-        answers={200: Answer("Ready."), 503: Answer("A dependency is down.")},
+        "The store answers; the broker is connected and its queues are declared.",
+        answers={200: Answer("Ready."), 503: Answer("A dependency is not ready.")},
         public=True,
     ),
     Route(

@@ -5,7 +5,7 @@ import json
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +15,13 @@ from typing import Any
 import aiohttp
 from aio_pika.abc import AbstractIncomingMessage
 from aiohttp.test_utils import TestClient, TestServer
-from gateway_support import AMQP_URL, RunningGateway, delete_namespace, settings_for_test
+from gateway_support import (
+    AMQP_URL,
+    RunningGateway,
+    delete_namespace,
+    eventually,
+    settings_for_test,
+)
 from samples import fixture_json, new_secret
 
 from gateway import signing
@@ -82,15 +88,6 @@ async def ops_get(gw: RunningGateway, path: str) -> Any:
     response = await gw.client.get(path, headers=OPS)
     assert response.status == 200, await response.text()
     return await response.json()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
-    try:
-        async with asyncio.timeout(timeout_s):
-            while not await check():  # noqa: ASYNC110 - polling another server
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"not within {timeout_s} s: {what}") from None
 
 
 async def set_sim_mode(gw: RunningGateway, **mode: Any) -> None:

@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -139,6 +139,16 @@ async def queues_on_broker(settings: Settings) -> list[str]:
     return found
 
 
+async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
+    """Poll ``check`` until it holds; fail naming ``what`` after ``timeout_s``."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not await check():  # noqa: ASYNC110 - polling another server
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"not within {timeout_s} s: {what}") from None
+
+
 def settings_for_test(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "amqp_url": AMQP_URL,
@@ -155,10 +165,15 @@ def settings_for_test(tmp_path: Path, **overrides: Any) -> Settings:
 
 @asynccontextmanager
 async def running_gateway(
-    tmp_path: Path, *, clock: Callable[[], datetime] | None = None, **overrides: Any
+    tmp_path: Path,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    wait_for_broker: bool = True,
+    **overrides: Any,
 ) -> AsyncIterator[RunningGateway]:
     """The gateway with a 112 simulator; ``clock`` replaces the wall clock (for the SOP
-    timers), ``overrides`` any setting (``sla_scale``, ``satgas_token``, ``namespace`` ...)."""
+    timers), ``overrides`` any setting (``sla_scale``, ``satgas_token``, ``namespace`` ...).
+    It is yielded once its broker topology is up, unless ``wait_for_broker`` is false."""
     inbound_secret = new_secret()
     c112_secret = new_secret()
     sim = TestClient(TestServer(create_simulator_app(secret=c112_secret)))
@@ -174,8 +189,9 @@ async def running_gateway(
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
-        async with asyncio.timeout(15):
-            await app[RUNTIME].broker_up.wait()
+        if wait_for_broker:
+            async with asyncio.timeout(15):
+                await app[RUNTIME].broker_up.wait()
         yield RunningGateway(client, sim, settings, inbound_secret, c112_secret)
     finally:
         await client.close()

@@ -1,11 +1,10 @@
 """Helpers of the partner tests: admin calls, partner webhook receivers, a pika reader,
 and teardown of what subscriptions declared."""
 
-import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -40,14 +39,6 @@ async def admin(
 async def subscribe(gw: RunningGateway, **fields: Any) -> dict[str, Any]:
     created: dict[str, Any] = await admin(gw, "POST", "/v1/subscriptions", fields, expect=201)
     return created
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s} s: {what}")
-        await asyncio.sleep(0.05)
 
 
 @dataclass

@@ -17,7 +17,6 @@ from delivery_support import (
     EventTap,
     WithFailover,
     accepted_ids,
-    eventually,
     gateway_with_failover,
     ops_get,
     post_receipt,
@@ -25,7 +24,7 @@ from delivery_support import (
     unique_report,
     update,
 )
-from gateway_support import RunningGateway
+from gateway_support import RunningGateway, eventually
 
 from gateway.escalation import escalation_timers
 

@@ -15,13 +15,12 @@ from delivery_support import (
     OPS_TOKEN,
     accepted_case,
     accepted_ids,
-    eventually,
     ops_get,
     post_receipt,
     set_sim_mode,
     update,
 )
-from gateway_support import AMQP_URL, RunningGateway, running_gateway, serve_env
+from gateway_support import AMQP_URL, RunningGateway, eventually, running_gateway, serve_env
 from structlog.testing import capture_logs
 
 from gateway.bootstrap import RUNTIME, topology

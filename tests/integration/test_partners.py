@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway_support import RunningGateway, running_gateway
+from gateway_support import RunningGateway, eventually, running_gateway
 from partner_support import (
     ADMIN,
     ADMIN_TOKEN,
     admin,
     delete_partners,
-    eventually,
     partner,
     pika_read,
     queue_depth,

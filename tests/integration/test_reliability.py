@@ -33,12 +33,18 @@ from delivery_support import (
     OPS_TOKEN,
     EventTap,
     ServeProcess,
-    eventually,
     set_sim_mode,
     unique_report,
     update,
 )
-from gateway_support import AMQP_URL, RunningGateway, delete_namespace, running_gateway, serve_env
+from gateway_support import (
+    AMQP_URL,
+    RunningGateway,
+    delete_namespace,
+    eventually,
+    running_gateway,
+    serve_env,
+)
 from queue_support import rabbitmqctl, unused_port
 from samples import new_secret
 

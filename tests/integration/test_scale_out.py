@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from databases import create_postgres_database, drop_postgres_database
-from delivery_support import EventTap, ServeProcess, eventually, unique_report
-from gateway_support import delete_namespace, serve_env, settings_for_test
+from delivery_support import EventTap, ServeProcess, unique_report
+from gateway_support import delete_namespace, eventually, serve_env, settings_for_test
 from prometheus_client.parser import text_string_to_metric_families
 from queue_support import unused_port
 from samples import new_secret

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from gateway_support import RunningGateway, running_gateway
+from gateway_support import RunningGateway, eventually, running_gateway
+from queue_support import Broker
 from samples import INVALID_SAMPLES, VALID_SAMPLES, fixture_bytes, new_secret, personal_strings
 from standardwebhooks.webhooks import Webhook
 
@@ -198,6 +199,27 @@ async def test_health_readiness_metrics_and_openapi(gw: RunningGateway) -> None:
     assert spec["openapi"] == "3.1.0"
     operation = spec["paths"]["/v1/reports/si-lacak-perak"]["post"]
     assert set(operation["responses"]) >= {"202", "401", "413", "415", "422"}
+
+
+async def test_not_ready_while_its_queues_cannot_be_declared(tmp_path: Path) -> None:
+    async with Broker.opened() as broker:
+        parking = f"{broker.ns}.parking"
+        # a classic queue where the gateway declares a quorum one: the broker refuses it
+        async with broker.connection.connection.channel() as channel:
+            await channel.declare_queue(parking, durable=True)
+        async with running_gateway(tmp_path, namespace=broker.ns, wait_for_broker=False) as gw:
+            for _ in range(5):
+                response = await gw.client.get("/readyz")
+                assert response.status == 503
+                assert (await response.json())["checks"]["broker"] == "down: NotReady"
+                await asyncio.sleep(0.3)
+            async with broker.connection.connection.channel() as channel:
+                await channel.queue_delete(parking)
+
+            async def ready() -> bool:
+                return (await gw.client.get("/readyz")).status == 200
+
+            await eventually(ready, 20, "ready once the refused queue is gone")
 
 
 async def test_no_log_line_carries_personal_data(tmp_path: Path, log_stream: io.StringIO) -> None:
