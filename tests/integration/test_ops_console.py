@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway_support import RunningGateway, running_gateway
+from gateway_support import RunningGateway, eventually, running_gateway
 from prometheus_client.parser import text_string_to_metric_families
 from samples import VALID_SAMPLES, fixture_bytes, fixture_json, personal_strings
 
@@ -157,7 +157,7 @@ async def test_no_personal_data_in_the_page_or_any_answer(tmp_path: Path) -> Non
         _, parked = await gw.post_report(_variant("valid-01-app-basic.json", "SLP-PARK"))
         case_ids.append(parked["case_id"])
         await _wait_for(gw, "/v1/ops/parked", lambda page: bool(page["parked"]))
-        await asyncio.sleep(1.2)  # past 80 % of the scaled deadlines: at-risk has entries
+        await _wait_for(gw, "/v1/ops/at-risk", lambda page: bool(page["entries"]))
 
         answers = {path: await _get(gw, path) for path in OPS_API}
         for case_id in case_ids:
@@ -261,7 +261,18 @@ async def test_metrics_after_real_deliveries(tmp_path: Path) -> None:
         await _wait_for(
             gw, "/v1/ops/at-risk", lambda p: any(e["kind"] == "sla_step" for e in p["entries"])
         )
-        await asyncio.sleep(1.5)  # the timer service fires SOP 6's warning and breach
+
+        async def breached() -> bool:
+            text = await (await gw.client.get("/metrics")).text()
+            breaches = (
+                s.value
+                for family in text_string_to_metric_families(text)
+                for s in family.samples
+                if s.name == "gateway_sla_breaches_total" and s.labels == {"step": "6"}
+            )
+            return sum(breaches) >= 1
+
+        await eventually(breached, 10, "the timer service fires SOP 6's breach")
         text = await (await gw.client.get("/metrics")).text()
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value

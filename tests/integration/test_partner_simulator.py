@@ -50,9 +50,15 @@ def simulator() -> Iterator[tuple[str, str]]:
         yield base, secret
     finally:
         process.send_signal(signal.SIGINT)
-        process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+            pytest.fail(f"SIGINT did not stop the simulator in 10 s; it printed {output!r}")
+        finally:
+            if process.stdout is not None:
+                process.stdout.close()
 
 
 def _post(base: str, body: bytes, headers: dict[str, str]) -> int:
