@@ -38,6 +38,7 @@ from gateway.adapters.problems import problem_middleware
 from gateway.adapters.push_client import HttpPusher
 from gateway.adapters.rate_limit import TokenBuckets, rate_limit_middleware
 from gateway.adapters.sealing import Sealer
+from gateway.adapters.simulator_112 import run_simulator
 from gateway.adapters.slot import Slot
 from gateway.adapters.store import SqlStore
 from gateway.adapters.store.reseal import SealedValues
@@ -670,13 +671,31 @@ async def serve(settings: Settings, role: ProcessRole = ProcessRole.ALL) -> None
         role=role.value,
         frozen_objects=gc.get_freeze_count(),
     )
+    await stop_signalled()
+    log.info("gateway.stopping")
+    await runner.cleanup()
+
+
+async def stop_signalled() -> None:
+    """Return once SIGINT or SIGTERM arrives. Handled here, because neither would stop
+    the process otherwise: as PID 1 of a container, or started by a shell's background
+    job, which ignores SIGINT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("gateway.stopping")
-    await runner.cleanup()
+
+
+async def simulate_until_stopped(host: str, port: int, secret: str) -> None:
+    """``gateway simulate-112`` / ``simulate-partner``: serve until SIGINT or SIGTERM."""
+    serving = asyncio.create_task(run_simulator(host, port, secret), name="simulator")
+    stopping = asyncio.create_task(stop_signalled(), name="simulator-stop")
+    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    serving.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await serving  # raises what ended it otherwise, a port in use say
 
 
 async def replay_parked(settings: Settings, selector: ParkedSelector) -> list[ParkedMessage]:

@@ -24,12 +24,14 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _simulate_112(args: argparse.Namespace) -> int:
-    from gateway.adapters.simulator_112 import run_simulator
+def _simulate(args: argparse.Namespace) -> int:
+    """The 112 simulator; its receiver serves as a partner's too (same signatures, modes,
+    records)."""
+    from gateway.bootstrap import simulate_until_stopped
 
-    print(f"112 simulator listening on http://{args.host}:{args.port}/v1/messages", flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_simulator(args.host, args.port, args.secret))
+    print(f"{args.banner} listening on http://{args.host}:{args.port}{args.path}", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):  # one that comes before the handlers
+        asyncio.run(simulate_until_stopped(args.host, args.port, args.secret))
     return 0
 
 
@@ -186,16 +188,6 @@ def _partner_access(args: argparse.Namespace) -> int:
     return 0
 
 
-def _simulate_partner(args: argparse.Namespace) -> int:
-    """The 112 simulator's receiver serves as a partner's: same signatures, modes, records."""
-    from gateway.adapters.simulator_112 import run_simulator
-
-    print(f"partner simulator listening on http://{args.host}:{args.port}/", flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_simulator(args.host, args.port, args.secret))
-    return 0
-
-
 def _config_table(args: argparse.Namespace) -> int:
     from gateway.settings import settings_table
 
@@ -245,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8112)
     sim.add_argument("--secret", required=True, help="whsec_ secret the gateway signs with")
-    sim.set_defaults(func=_simulate_112)
+    sim.set_defaults(func=_simulate, banner="112 simulator", path="/v1/messages")
 
     new_secret = commands.add_parser("new-secret", help="print a new whsec_ secret")
     new_secret.add_argument("--env", action="store_true", help="print a development env file")
@@ -314,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     partner_sim.add_argument(
         "--secret", required=True, help="the subscription's whsec_ secret (shown at creation)"
     )
-    partner_sim.set_defaults(func=_simulate_partner)
+    partner_sim.set_defaults(func=_simulate, banner="partner simulator", path="/")
 
     table = commands.add_parser("config-table", help="print every setting as a Markdown table")
     table.set_defaults(func=_config_table)

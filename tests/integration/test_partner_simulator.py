@@ -1,4 +1,5 @@
-"""`gateway simulate-partner`: the partner's receiver for drills, as a real process."""
+"""`gateway simulate-partner` (the partner's receiver for drills) and `simulate-112`, as
+real processes."""
 
 import json
 import signal
@@ -8,6 +9,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,21 +24,16 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[2]
 
 
-@pytest.fixture
-def simulator() -> Iterator[tuple[str, str]]:
-    secret, port = new_secret(), unused_port()
-    process = subprocess.Popen(
-        [
-            str(ROOT / ".venv/bin/gateway"),
-            "simulate-partner",
-            "--secret",
-            secret,
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+@contextmanager
+def _simulating(
+    command: str, secret: str, *, ignoring_sigint: bool = False
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``gateway <command>`` as a process; answers its base URL once it answers."""
+    port = unused_port()
+    argv = [str(ROOT / ".venv/bin/gateway"), command, "--secret", secret, "--port", str(port)]
+    if ignoring_sigint:
+        argv = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *argv]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 15
@@ -45,20 +42,43 @@ def simulator() -> Iterator[tuple[str, str]]:
                 with urllib.request.urlopen(base + "/_sim/stats", timeout=1):  # noqa: S310
                     break
             except OSError:
-                assert time.monotonic() < deadline, "the partner simulator never answered"
+                assert time.monotonic() < deadline, f"{command} never answered"
                 time.sleep(0.1)
-        yield base, secret
+        yield base, process
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        if process.poll() is None:
             process.kill()
-            output, _ = process.communicate()
-            pytest.fail(f"SIGINT did not stop the simulator in 10 s; it printed {output!r}")
-        finally:
-            if process.stdout is not None:
-                process.stdout.close()
+        process.communicate()
+
+
+@pytest.fixture
+def simulator() -> Iterator[tuple[str, str]]:
+    secret = new_secret()
+    with _simulating("simulate-partner", secret) as (base, process):
+        yield base, secret
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize("command", ["simulate-partner", "simulate-112"])
+@pytest.mark.parametrize(
+    ("sig", "ignoring_sigint"),
+    [
+        (signal.SIGTERM, False),  # docker compose stop; a container's PID 1 has no default
+        (signal.SIGINT, False),  # Ctrl-C
+        (signal.SIGINT, True),  # Ctrl-C reaching a shell's background job, which ignores it
+    ],
+    ids=["sigterm", "sigint", "sigint-ignored-by-the-parent"],
+)
+def test_a_simulator_stops_on_sigterm_and_sigint(
+    command: str, sig: signal.Signals, ignoring_sigint: bool
+) -> None:
+    with _simulating(command, new_secret(), ignoring_sigint=ignoring_sigint) as (_, process):
+        process.send_signal(sig)
+        try:
+            assert process.wait(timeout=10) == 0
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{command} did not stop on {sig.name} within 10 s")
 
 
 def _post(base: str, body: bytes, headers: dict[str, str]) -> int:
