@@ -50,13 +50,21 @@ class WakeLoop:
         interval; forever."""
         backoff_s = BACKOFF_FIRST_S
         loop = asyncio.get_running_loop()
+        this_task = asyncio.current_task()
         while True:
             self._woken.clear()
             self._wake_at = None
+            failure: Exception | None = None
             try:
                 await self._work()
             except Exception as exc:  # noqa: BLE001 — the loop must outlive any one failure
-                self._on_failure(exc, backoff_s)
+                failure = exc
+            if this_task is not None and this_task.cancelling():
+                # the work swallowed a cancellation (some broker client calls return or
+                # fail otherwise when cancelled): honour it, or stop() waits forever
+                raise asyncio.CancelledError
+            if failure is not None:
+                self._on_failure(failure, backoff_s)
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, self._backoff_max_s)
                 continue
@@ -78,5 +86,9 @@ class WakeLoop:
         if task is None:
             return
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await task
+        except asyncio.CancelledError:
+            stopping = asyncio.current_task()
+            if stopping is not None and stopping.cancelling():
+                raise  # the caller is being cancelled too, not only the loop

@@ -51,3 +51,38 @@ async def test_a_wake_up_still_cuts_a_requested_wait_short() -> None:
                 await asyncio.sleep(0.01)
     finally:
         await loop.stop()
+
+
+async def test_it_stops_even_when_its_work_swallowed_the_cancellation() -> None:
+    """Some broker client calls return normally when cancelled; the loop must not then
+    wait for its next round, or stopping the gateway would hang."""
+    working = asyncio.Event()
+
+    async def work() -> None:
+        working.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            return
+
+    loop = WakeLoop("test", work, poll_interval_s=60, on_failure=never_fails)
+    loop.start()
+    await working.wait()
+    stopping = asyncio.create_task(loop.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=5)
+    assert stopping in done, "stop() hangs: the loop went on to wait for its next round"
+
+
+async def test_stopping_it_does_not_swallow_the_callers_cancellation() -> None:
+    async def work() -> None:
+        await asyncio.sleep(10)
+
+    loop = WakeLoop("test", work, poll_interval_s=60, on_failure=never_fails)
+    loop.start()
+    await asyncio.sleep(0)
+    stopping = asyncio.create_task(loop.stop())
+    await asyncio.sleep(0)  # stop() has cancelled the loop and awaits it
+    stopping.cancel()
+    done, _ = await asyncio.wait({stopping}, timeout=5)
+    assert stopping in done
+    assert stopping.cancelled()
