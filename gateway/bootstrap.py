@@ -58,6 +58,7 @@ from gateway.queue.publisher import Publisher
 from gateway.queue.queue_depths import QueueDepths
 from gateway.queue.relay import OutboxRelay
 from gateway.queue.topology import Topology, build_topology
+from gateway.queue.topology_keeper import TopologyKeeper
 from gateway.routing import C112_RECIPIENT
 from gateway.settings import Settings
 from gateway.subscriptions import SubscriptionService
@@ -179,8 +180,11 @@ async def _broker_check(amqp: AmqpConnection, runtime: Runtime) -> None:
         raise NotReady("the broker connection is down")
 
 
-async def _bring_up_broker(amqp: AmqpConnection, topo: Topology, runtime: Runtime) -> None:
-    """Connect, declare, start consuming; keep trying while the broker is away.
+async def _bring_up_broker(
+    amqp: AmqpConnection, topo: Topology, runtime: Runtime, keeper: TopologyKeeper
+) -> None:
+    """Connect, declare, start consuming, then keep the topology declared; keep trying
+    while the broker is away.
 
     Intake does not wait for this: accepted reports wait in the outbox meanwhile.
     """
@@ -202,6 +206,7 @@ async def _bring_up_broker(amqp: AmqpConnection, topo: Topology, runtime: Runtim
             continue
         runtime.broker_up.set()
         log.info("broker.ready", namespace=topo.ns)
+        keeper.start()
         return
 
 
@@ -301,7 +306,13 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.amqp_url.get_secret_value(), name=f"gateway-{settings.namespace}"
     )
     topo = topology(settings)
-    publisher = Publisher(amqp, topo)
+    keeper = TopologyKeeper(
+        topo,
+        lambda: amqp.declare(topo),
+        lambda: [*runtime.workers, *([runtime.parking] if runtime.parking else [])],
+        check_s=settings.topology_check_s,
+    )
+    publisher = Publisher(amqp, topo, on_failure=keeper.publish_failed)
     relay = OutboxRelay(
         store,
         publisher,
@@ -400,13 +411,16 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
     bind_ops_console(app, store, amqp, topo)
     relay.start()
     timers.start()
-    broker = asyncio.create_task(_bring_up_broker(amqp, topo, runtime), name="broker-bring-up")
+    broker = asyncio.create_task(
+        _bring_up_broker(amqp, topo, runtime, keeper), name="broker-bring-up"
+    )
     try:
         yield
     finally:
         broker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await broker
+        await keeper.stop()
         for worker in runtime.workers:
             await worker.stop()
         if runtime.parking is not None:

@@ -78,6 +78,15 @@ class Settings(BaseSettings):
     relay_poll_s: float = Field(
         1.0, gt=0, description="Outbox relay fallback poll interval (it is also woken on commit)."
     )
+    topology_check_s: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "How often each process declares its broker topology again (seconds), restoring "
+            "a queue or binding deleted on the broker; a publish that finds one missing "
+            "restores it at once."
+        ),
+    )
     subscription_sync_s: float = Field(
         5.0,
         gt=0,

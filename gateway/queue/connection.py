@@ -79,10 +79,11 @@ class AmqpConnection:
         await channel.set_qos(prefetch_count=prefetch)
         return channel
 
-    async def declare(self, topology: Topology) -> None:
-        """Declare the topology on a short-lived channel of its own."""
+    async def declare(self, topology: Topology) -> dict[str, int]:
+        """Declare the topology on a short-lived channel of its own; answers each queue's
+        number of consumers."""
         async with self.connection.channel(publisher_confirms=False) as channel:
-            await declare(channel, topology)
+            return await declare(channel, topology)
 
     async def close(self) -> None:
         state = self._state

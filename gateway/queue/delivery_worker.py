@@ -83,6 +83,7 @@ RECIPIENT = "x-recipient"
 PARK_REASON = "x-park-reason"
 ERROR_CLASS = "x-error-class"
 CIRCUIT_OPEN = "circuit_open"
+RESTART_GRACE_S = 2.0
 DRAIN_WINDOW_S = 0.25
 _BROKER_BOOKKEEPING = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
 
@@ -208,14 +209,23 @@ class DeliveryWorker:
     def consuming(self) -> bool:
         return self._consumer is not None and self._consumer.tag is not None
 
+    @property
+    def queue_name(self) -> str:
+        return self._topology.deliver_queue(self.recipient)
+
     async def start(self) -> None:
         if self._consumer is not None:
             return
         channel = await self._connection.consumer_channel(self._prefetch)
-        queue = await channel.get_queue(self._topology.deliver_queue(self.recipient))
+        queue = await channel.get_queue(self.queue_name)
         tag = await queue.consume(self.handle)
         self._consumer = _Consumer(channel, queue, tag)
         self.gone_reason = None
+
+    async def restart(self) -> None:
+        """Consume again on a new channel (what the old one held goes back to the queue)."""
+        await self.stop(grace_s=RESTART_GRACE_S)
+        await self.start()
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop consuming, let handlers in flight finish, close the channel.

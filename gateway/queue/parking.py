@@ -99,11 +99,19 @@ class ParkingRecorder:
         self._clock = clock
         self._channel: AbstractRobustChannel | None = None
 
+    @property
+    def queue_name(self) -> str:
+        return self._topology.parking_queue
+
+    @property
+    def consuming(self) -> bool:
+        return self._channel is not None
+
     async def start(self) -> None:
         if self._channel is not None:
             return
         channel = await self._connection.consumer_channel(16)
-        queue = await channel.get_queue(self._topology.parking_queue)
+        queue = await channel.get_queue(self.queue_name)
         await queue.consume(self.handle)
         self._channel = channel
 
@@ -111,6 +119,11 @@ class ParkingRecorder:
         channel, self._channel = self._channel, None
         if channel is not None:
             await channel.close()
+
+    async def restart(self) -> None:
+        """Consume again on a new channel (what the old one held goes back to the queue)."""
+        await self.stop()
+        await self.start()
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
         parked = parked_message_of(message, self._topology, self._clock())

@@ -5,7 +5,7 @@ connection or channel gone — comes out as one ``PublishFailed``.
 """
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aio_pika
@@ -43,10 +43,13 @@ class Publisher:
         topology: Topology,
         *,
         confirm_timeout_s: float = DEFAULT_CONFIRM_TIMEOUT_S,
+        on_failure: Callable[[PublishFailed], None] | None = None,
     ) -> None:
+        """``on_failure`` hears of every failed publish before it is raised."""
         self._connection = connection
         self._topology = topology
         self._confirm_timeout_s = confirm_timeout_s
+        self._on_failure = on_failure
         self._channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
 
@@ -72,6 +75,14 @@ class Publisher:
 
     async def send(self, exchange: str, routing_key: str, message: AbstractMessage) -> None:
         """Publish ``mandatory`` and wait for the confirm; raises ``PublishFailed``."""
+        try:
+            await self._send(exchange, routing_key, message)
+        except PublishFailed as failure:
+            if self._on_failure is not None:
+                self._on_failure(failure)
+            raise
+
+    async def _send(self, exchange: str, routing_key: str, message: AbstractMessage) -> None:
         try:
             async with asyncio.timeout(self._confirm_timeout_s):
                 target = await self._exchange(exchange)

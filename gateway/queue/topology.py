@@ -22,6 +22,8 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel
 
+from gateway.topics import matches
+
 _WORD = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -172,6 +174,14 @@ class Topology:
             ),
         )
 
+    def binds(self, exchange: str, routing_key: str) -> bool:
+        """Whether a message published to ``exchange`` with ``routing_key`` reaches one of
+        this topology's queues when it is all declared."""
+        fanouts = {e.name for e in self.exchanges() if e.kind is ExchangeKind.FANOUT}
+        return exchange in fanouts or any(
+            b.exchange == exchange and matches(b.routing_key, routing_key) for b in self.bindings()
+        )
+
 
 def build_topology(
     ns: str, *, recipients: Iterable[str], ladder: Sequence[int], delivery_limit: int
@@ -199,9 +209,10 @@ def _dead_letter_to(exchange: str) -> dict[str, Any]:
     }
 
 
-async def declare(channel: AbstractChannel, topology: Topology) -> None:
+async def declare(channel: AbstractChannel, topology: Topology) -> dict[str, int]:
     """Declare every exchange, queue and binding. Idempotent while the arguments agree;
-    a queue declared earlier with other arguments makes the broker close the channel."""
+    a queue declared earlier with other arguments makes the broker close the channel.
+    Answers each queue's number of consumers, as the broker counted them."""
     exchanges = {}
     for ex in topology.exchanges():
         exchanges[ex.name] = await channel.declare_exchange(
@@ -217,6 +228,7 @@ async def declare(channel: AbstractChannel, topology: Topology) -> None:
         )
     for b in topology.bindings():
         await queues[b.queue].bind(exchanges[b.exchange], routing_key=b.routing_key)
+    return {name: queue.declaration_result.consumer_count or 0 for name, queue in queues.items()}
 
 
 async def delete(channel: AbstractChannel, topology: Topology) -> None:

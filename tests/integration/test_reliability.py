@@ -42,11 +42,13 @@ from gateway_support import (
     RunningGateway,
     delete_namespace,
     eventually,
+    queues_on_broker,
     running_gateway,
     serve_env,
 )
 from queue_support import rabbitmqctl, unused_port
 from samples import new_secret
+from structlog.testing import capture_logs
 
 from gateway import signing
 from gateway.adapters.simulator_112 import create_simulator_app
@@ -606,3 +608,36 @@ def _lock_database(path: Path) -> Any:
     conn = sqlite3.connect(path, timeout=1, isolation_level=None)
     conn.execute("BEGIN EXCLUSIVE")
     return conn
+
+
+# a queue deleted on the broker (by hand, or lost with a node) is declared again
+
+
+async def test_112s_queue_deleted_on_the_broker_is_back_with_the_next_report(
+    tmp_path: Path,
+) -> None:
+    async with running_gateway(tmp_path, topology_check_s=3600) as gw:
+        status, _ = await gw.post_report(unique_report())
+        assert status == 202
+        await gw.wait_for_sim(1, timeout_s=5)
+        await rabbitmqctl("delete_queue", topology(gw.settings).deliver_queue("c112"))
+
+        with capture_logs() as logs:
+            status, _ = await gw.post_report(unique_report())
+            assert status == 202
+            await gw.wait_for_sim(2, timeout_s=20)
+    alerts = [e for e in logs if e["event"] == "ops_alert"]
+    assert [(a["alert"], a["routing_key"]) for a in alerts] == [("broker.topology_missing", "c112")]
+
+
+async def test_a_queue_deleted_on_the_broker_is_back_within_the_check_interval(
+    tmp_path: Path,
+) -> None:
+    async with running_gateway(tmp_path, topology_check_s=0.5) as gw:
+        parking = topology(gw.settings).parking_queue
+        await rabbitmqctl("delete_queue", parking)
+
+        async def back() -> bool:
+            return parking in await queues_on_broker(gw.settings)
+
+        await eventually(back, 10, "the parking queue declared again")
