@@ -1,4 +1,6 @@
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -69,12 +71,24 @@ async def _next_declare(declares: Declares) -> None:
 C112, FAILOVER, PARKING = "ns.deliver.c112", "ns.deliver.c112_failover", "ns.parking"
 
 
-async def test_an_unroutable_publish_of_ours_declares_again_and_restarts_its_consumers() -> None:
-    declares = Declares({C112: 1, FAILOVER: 1, PARKING: 1})
+@asynccontextmanager
+async def running_keeper(
+    consumer_counts: dict[str, int], *, check_s: float
+) -> AsyncIterator[tuple[TopologyKeeper, Declares, list[FakeConsumer]]]:
+    """A keeper of c112's consumer, a failover consumer not consuming, and parking's."""
+    declares = Declares(consumer_counts)
     consumers = [FakeConsumer(C112), FakeConsumer(FAILOVER, consuming=False), FakeConsumer(PARKING)]
-    keeper = TopologyKeeper(TOPOLOGY, declares, lambda: consumers, check_s=3600)
+    keeper = TopologyKeeper(TOPOLOGY, declares, lambda: consumers, check_s=check_s)
     keeper.start()
     try:
+        yield keeper, declares, consumers
+    finally:
+        await keeper.stop()
+
+
+async def test_an_unroutable_publish_of_ours_declares_again_and_restarts_its_consumers() -> None:
+    counts = {C112: 1, FAILOVER: 1, PARKING: 1}
+    async with running_keeper(counts, check_s=3600) as (keeper, declares, consumers):
         await _next_declare(declares)  # the first round
         assert [c.restarts for c in consumers] == [0, 0, 0], "all counted: nothing to restart"
         with capture_logs() as logs:
@@ -100,20 +114,13 @@ async def test_an_unroutable_publish_of_ours_declares_again_and_restarts_its_con
         keeper.publish_failed(PublishFailed("unroutable", "ns.retry", "retry.30s.c112"))
         await _next_declare(declares)
         assert declares.count == 3, "a later incident is handled again"
-    finally:
-        await keeper.stop()
 
 
 async def test_every_check_interval_it_declares_and_restarts_a_consumer_the_broker_lost() -> None:
-    declares = Declares({C112: 0, FAILOVER: 0, PARKING: 2})
-    consumers = [FakeConsumer(C112), FakeConsumer(FAILOVER, consuming=False), FakeConsumer(PARKING)]
-    keeper = TopologyKeeper(TOPOLOGY, declares, lambda: consumers, check_s=0.05)
-    keeper.start()
-    try:
+    counts = {C112: 0, FAILOVER: 0, PARKING: 2}
+    async with running_keeper(counts, check_s=0.05) as (_, declares, consumers):
         for _ in range(3):
             await _next_declare(declares)
-    finally:
-        await keeper.stop()
     assert consumers[0].restarts >= 3, "c112's queue has no consumer: ours is gone"
     assert consumers[1].restarts == 0, "not meant to consume (its breaker is open, say)"
     assert consumers[2].restarts == 0
