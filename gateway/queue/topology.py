@@ -212,7 +212,7 @@ def _dead_letter_to(exchange: str) -> dict[str, Any]:
 async def declare(channel: AbstractChannel, topology: Topology) -> dict[str, int]:
     """Declare every exchange, queue and binding. Idempotent while the arguments agree;
     a queue declared earlier with other arguments makes the broker close the channel.
-    Answers each queue's number of consumers, as the broker counted them."""
+    Answers each queue's number of consumers, as the broker counted them (when it said)."""
     exchanges = {}
     for ex in topology.exchanges():
         exchanges[ex.name] = await channel.declare_exchange(
@@ -228,7 +228,8 @@ async def declare(channel: AbstractChannel, topology: Topology) -> dict[str, int
         )
     for b in topology.bindings():
         await queues[b.queue].bind(exchanges[b.exchange], routing_key=b.routing_key)
-    return {name: queue.declaration_result.consumer_count or 0 for name, queue in queues.items()}
+    counted = {name: queue.declaration_result.consumer_count for name, queue in queues.items()}
+    return {name: count for name, count in counted.items() if count is not None}
 
 
 async def delete(channel: AbstractChannel, topology: Topology) -> None:

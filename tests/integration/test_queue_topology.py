@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import aio_pika
 import pytest
+from aio_pika.abc import AbstractIncomingMessage
 from queue_support import Broker, message_count, next_message, rabbitmqctl
 
 from gateway.model import Destination, OutboundMessage
@@ -58,6 +59,20 @@ async def test_declaring_twice_leaves_the_intended_queues(broker: Broker) -> Non
     retry = {a[0]: a[2] for a in queues[f"{broker.ns}.retry.30s"]["arguments"]}
     assert retry["x-message-ttl"] == 30_000
     assert retry["x-dead-letter-exchange"] == f"{broker.ns}.deliver"
+
+
+async def test_declaring_answers_the_consumers_the_broker_counts(broker: Broker) -> None:
+    topology = await broker.topology(recipients=("c112",), ladder=(5,))
+
+    async def take(message: AbstractIncomingMessage) -> None:
+        await message.ack()
+
+    async with broker.connection.connection.channel() as channel:
+        queue = await channel.get_queue(topology.deliver_queue("c112"))
+        await queue.consume(take)
+        counts = await broker.connection.declare(topology)
+    assert counts == {name: 0 for name in counts} | {topology.deliver_queue("c112"): 1}
+    assert set(counts) == {q.name for q in topology.queues()}
 
 
 async def test_deliver_message_lands_on_the_recipient_queue_with_its_headers(
