@@ -499,6 +499,7 @@ def partners(
     channels = BrokerPartnerChannels(
         amqp, partner_topo, make_worker, router, deliver=runtime.role.delivers
     )
+    router.when_queue_missing(channels.restore)
     service = SubscriptionService(
         store=store,
         channels=channels,

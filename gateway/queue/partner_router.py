@@ -170,6 +170,19 @@ class BrokerPartnerChannels:
         if subscription.mode is DeliveryMode.WEBHOOK and subscription.active and self._deliver:
             await self._start(subscription)
 
+    async def restore(self, subscription: Subscription) -> None:
+        """The subscription's queue is gone from the broker (its publishes came back
+        unroutable): declare it and its bindings again, and consume it on a new channel
+        (the broker cancelled the old consumer)."""
+        log.warning(
+            "ops_alert",
+            alert="broker.partner_queue_missing",
+            subscription_id=subscription.subscription_id,
+        )
+        async with self._changing:
+            await self._stop_worker(subscription.subscription_id)
+            await self._open_and_route(subscription)
+
     async def pause(self, subscription: Subscription) -> None:
         async with self._changing:
             await self._stop_worker(subscription.subscription_id)
@@ -263,6 +276,12 @@ class PartnerRouter:
         self._prefetch = prefetch
         self._one_at_a_time = asyncio.Lock()
         self._consumer: tuple[AbstractRobustChannel, AbstractQueue, str] | None = None
+        self._restore: Callable[[Subscription], Awaitable[None]] | None = None
+
+    def when_queue_missing(self, restore: Callable[[Subscription], Awaitable[None]]) -> None:
+        """``restore`` declares a subscription's queue again when its publish comes back
+        unroutable while the subscription still exists; the publish is then tried again."""
+        self._restore = restore
 
     async def start(self) -> None:
         if self._consumer is not None:
@@ -351,10 +370,16 @@ class PartnerRouter:
                 exchange, key, persistent_message(body, envelope.distribution_id, headers)
             )
         except PublishFailed as exc:
-            gone = await self._subscriptions.subscription(subscription.subscription_id) is None
-            if exc.reason == "unroutable" and gone:
+            if exc.reason != "unroutable":
+                raise
+            if await self._subscriptions.subscription(subscription.subscription_id) is None:
                 return  # deleted while the event was on its way
-            raise
+            if self._restore is None:
+                raise
+            await self._restore(subscription)
+            await self._publisher.send(
+                exchange, key, persistent_message(body, envelope.distribution_id, headers)
+            )
         log.info(
             "partner_router.routed",
             distribution_id=envelope.distribution_id,

@@ -22,6 +22,8 @@ from partner_support import (
     subscribe,
     unique_report,
 )
+from queue_support import rabbitmqctl
+from structlog.testing import capture_logs
 
 from contracts.envelope import Envelope, RecipientRole
 from gateway.bootstrap import RUNTIME
@@ -204,6 +206,35 @@ async def test_pausing_and_resuming_loses_nothing(gw: RunningGateway) -> None:
         await eventually(delivered_all, 15.0, "everything queued while paused is delivered")
         assert await queue_depth(queue) == 0
         assert len(await receiver.accepted()) == len(case_ids)
+
+
+@pytest.mark.parametrize("mode", ["webhook", "amqp"])
+async def test_a_subscriptions_queue_deleted_on_the_broker_is_declared_again(
+    gw: RunningGateway, mode: str
+) -> None:
+    async with partner() as receiver:
+        delivery: dict[str, Any] = {"mode": mode}
+        if mode == "webhook":
+            delivery |= {"url": receiver.url, "secret": receiver.secret}
+        created = await subscribe(
+            gw, agency_id="polres-metro", role="police", patterns=["case.#"], delivery=delivery
+        )
+        queue = created["delivery"]["queue"]
+        await rabbitmqctl("delete_queue", queue)
+
+        with capture_logs() as logs:
+            case_ids = {await post(gw, name) for name in (PINANG_HIGH, CIPONDOH_HIGH)}
+
+            async def arrived() -> bool:
+                if mode == "amqp":
+                    return await queue_depth(queue) == len(case_ids)
+                return {body["case_id"] for body in await receiver.accepted()} == case_ids
+
+            await eventually(arrived, 15.0, "the events after the deletion reach the partner")
+    alerts = [e for e in logs if e["event"] == "ops_alert"]
+    assert [(a["alert"], a["subscription_id"]) for a in alerts] == [
+        ("broker.partner_queue_missing", created["subscription_id"])
+    ]
 
 
 async def test_subscriptions_api(gw: RunningGateway) -> None:
