@@ -4,8 +4,8 @@ A queue deleted on the broker (by hand, or lost with a node) takes its bindings 
 and the broker cancels its consumers: publishes meant for it come back unroutable, and
 nothing reaches the recipient. Declaring is idempotent, so declaring the whole topology
 again restores what is gone and changes nothing else. The consumers of a re-created queue
-are not left to the broker client's own recovery, which can leave a delivery unsettled
-on the old channel: they consume again on a new channel.
+are not left to the broker client's own recovery, which registers a consumer again whose
+deliveries can fail to reach the handler: they consume again on a new channel.
 
 The keeper declares again at once when a publish of the gateway's own comes back
 unroutable (an ops alert) and then restarts every consumer of this process; every
