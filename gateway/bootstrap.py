@@ -58,7 +58,11 @@ from gateway.queue.publisher import Publisher
 from gateway.queue.queue_depths import QueueDepths
 from gateway.queue.relay import OutboxRelay
 from gateway.queue.topology import Topology, build_topology
-from gateway.queue.topology_keeper import TopologyKeeper
+from gateway.queue.topology_keeper import (
+    TopologyKeeper,
+    announce_restored,
+    listen_for_notices,
+)
 from gateway.routing import C112_RECIPIENT
 from gateway.settings import Settings
 from gateway.subscriptions import SubscriptionService
@@ -193,6 +197,7 @@ async def _bring_up_broker(
         try:
             await amqp.connect()
             await amqp.declare(topo)
+            await listen_for_notices(amqp, topo, process_id(), keeper.restored)
             for worker in runtime.workers:
                 await worker.start()
             if runtime.parking is not None:
@@ -310,6 +315,7 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         topo,
         lambda: amqp.declare(topo),
         lambda: [*runtime.workers, *([runtime.parking] if runtime.parking else [])],
+        lambda: announce_restored(publisher, topo),
         check_s=settings.topology_check_s,
     )
     publisher = Publisher(amqp, topo, on_failure=keeper.publish_failed)

@@ -8,6 +8,7 @@
                                   TTL D s, dead-letters back to {ns}.deliver keeping
                                   the key "retry.<D>s.<R>", so it lands on <R>'s queue
     {ns}.dlx         fanout  → queue {ns}.parking
+    {ns}.control     fanout  → one exclusive queue per gateway process (broker notices)
 
 Every queue is a quorum queue; every dead-lettering queue uses the at-least-once
 strategy, which needs ``x-overflow=reject-publish``.
@@ -93,6 +94,11 @@ class Topology:
         return f"{self.ns}.dlx"
 
     @property
+    def control_exchange(self) -> str:
+        """Fanout to every gateway process: each binds a queue of its own to it."""
+        return f"{self.ns}.control"
+
+    @property
     def parking_queue(self) -> str:
         return f"{self.ns}.parking"
 
@@ -117,6 +123,7 @@ class Topology:
             ExchangeSpec(self.dead_letter_exchange, ExchangeKind.FANOUT),
             ExchangeSpec(self.deliver_exchange, ExchangeKind.TOPIC),
             ExchangeSpec(self.retry_exchange, ExchangeKind.TOPIC),
+            ExchangeSpec(self.control_exchange, ExchangeKind.FANOUT),
         )
 
     def queues(self) -> tuple[QueueSpec, ...]:
@@ -178,8 +185,9 @@ class Topology:
         """Whether a message published to ``exchange`` with ``routing_key`` reaches one of
         this topology's queues when it is all declared."""
         fanouts = {e.name for e in self.exchanges() if e.kind is ExchangeKind.FANOUT}
-        return exchange in fanouts or any(
-            b.exchange == exchange and matches(b.routing_key, routing_key) for b in self.bindings()
+        return any(
+            b.exchange == exchange and (exchange in fanouts or matches(b.routing_key, routing_key))
+            for b in self.bindings()
         )
 
 

@@ -8,16 +8,20 @@ are not left to the broker client's own recovery, which registers a consumer aga
 deliveries can fail to reach the handler: they consume again on a new channel.
 
 The keeper declares again at once when a publish of the gateway's own comes back
-unroutable (an ops alert) and then restarts every consumer of this process; every
-``check_s`` otherwise, restarting a consumer whose queue the broker counts none on.
+unroutable (an ops alert), then tells every gateway process through the control exchange
+(``{ns}.control``), and each restarts its consumers; every ``check_s`` otherwise, it
+declares and restarts a consumer whose queue the broker counts none on.
 """
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
+import aio_pika
 import structlog
+from aio_pika.abc import AbstractIncomingMessage
 
-from gateway.queue.publisher import PublishFailed
+from gateway.queue.connection import AmqpConnection
+from gateway.queue.publisher import Publisher, PublishFailed
 from gateway.queue.topology import Topology
 from gateway.wake_loop import WakeLoop
 
@@ -42,15 +46,20 @@ class TopologyKeeper:
         topology: Topology,
         declare: Callable[[], Awaitable[Mapping[str, int]]],
         consumers: Callable[[], Sequence[Consumer]],
+        announce: Callable[[], Awaitable[None]],
         *,
         check_s: float,
     ) -> None:
         """``declare`` declares ``topology`` on the broker and answers each queue's number
-        of consumers; ``consumers`` are this process's consumers of its queues."""
+        of consumers; ``consumers`` are this process's consumers of its queues;
+        ``announce`` tells every gateway process (this one too) that the topology was
+        restored, each calling its keeper's ``restored``."""
         self._topology = topology
         self._declare_topology = declare
         self._consumers = consumers
+        self._announce = announce
         self._restoring = False
+        self._restart_all = False
         self._loop = WakeLoop(
             "topology-keeper", self._keep, poll_interval_s=check_s, on_failure=self._failed
         )
@@ -70,16 +79,26 @@ class TopologyKeeper:
             self._restoring = True
             self._loop.wake()
 
+    def restored(self) -> None:
+        """Some gateway process declared the topology again: consume again, as a consumer
+        of a queue that was gone may be deaf."""
+        self._restart_all = True
+        self._loop.wake()
+
     async def _keep(self) -> None:
         restoring = self._restoring
         consumer_counts = await self._declare_topology()
-        for consumer in self._consumers():
-            if consumer.consuming and (restoring or consumer_counts.get(consumer.queue_name) == 0):
-                log.warning("broker.consuming_again", queue=consumer.queue_name)
-                await consumer.restart()
         if restoring:
+            await self._announce()
             self._restoring = False
             log.info("broker.topology_declared_again", namespace=self._topology.ns)
+        restart_all, self._restart_all = self._restart_all, False
+        for consumer in self._consumers():
+            if consumer.consuming and (
+                restart_all or consumer_counts.get(consumer.queue_name) == 0
+            ):
+                log.warning("broker.consuming_again", queue=consumer.queue_name)
+                await consumer.restart()
 
     def _failed(self, exc: Exception, retry_in_s: float) -> None:
         log.warning(
@@ -93,3 +112,31 @@ class TopologyKeeper:
 
     async def stop(self) -> None:
         await self._loop.stop()
+
+
+TOPOLOGY_RESTORED = "topology.restored"
+
+
+async def announce_restored(publisher: Publisher, topology: Topology) -> None:
+    """Tell every gateway process that ``topology`` was declared again."""
+    notice = aio_pika.Message(TOPOLOGY_RESTORED.encode(), type=TOPOLOGY_RESTORED)
+    await publisher.send(topology.control_exchange, TOPOLOGY_RESTORED, notice)
+
+
+async def listen_for_notices(
+    connection: AmqpConnection, topology: Topology, process: str, restored: Callable[[], None]
+) -> None:
+    """Bind a queue of this process's own to the control exchange (it goes with the
+    connection) and call ``restored`` for each notice."""
+    channel = await connection.consumer_channel(1)
+    queue = await channel.declare_queue(
+        f"{topology.control_exchange}.{process}", exclusive=True, auto_delete=True
+    )
+    await queue.bind(topology.control_exchange)
+
+    async def heard(message: AbstractIncomingMessage) -> None:
+        await message.ack()
+        if message.type == TOPOLOGY_RESTORED:
+            restored()
+
+    await queue.consume(heard)

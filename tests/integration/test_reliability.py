@@ -57,6 +57,7 @@ from gateway.escalation import escalation_timers
 from gateway.model import ParkedSelector
 from gateway.queue.connection import AmqpConnection
 from gateway.queue.publisher import CASE_ID, DEADLINE_AT, SEQUENCE, Publisher, persistent_message
+from gateway.queue.topology_keeper import announce_restored
 from gateway.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -628,6 +629,32 @@ async def test_112s_queue_deleted_on_the_broker_is_back_with_the_next_report(
             await gw.wait_for_sim(2, timeout_s=20)
     alerts = [e for e in logs if e["event"] == "ops_alert"]
     assert [(a["alert"], a["routing_key"]) for a in alerts] == [("broker.topology_missing", "c112")]
+
+
+async def test_a_worker_consumes_again_when_another_process_restored_its_queue(
+    tmp_path: Path,
+) -> None:
+    """No publish of this process meets the missing queue: only the other process's
+    notice tells it (aio-pika's own recovery leaves its consumer deaf)."""
+    async with running_gateway(tmp_path, topology_check_s=3600) as gw:
+        status, _ = await gw.post_report(unique_report())
+        assert status == 202
+        await gw.wait_for_sim(1, timeout_s=5)
+        topo = topology(gw.settings)
+        await rabbitmqctl("delete_queue", topo.deliver_queue("c112"))
+        other = AmqpConnection(AMQP_URL, name="test-other-process")
+        await other.connect()
+        try:  # what another gateway process's keeper does
+            await other.declare(topo)
+            await announce_restored(Publisher(other, topo), topo)
+        finally:
+            await other.close()
+
+        with capture_logs() as logs:
+            status, _ = await gw.post_report(unique_report())
+            assert status == 202
+            await gw.wait_for_sim(2, timeout_s=20)
+    assert not [e for e in logs if e["event"] == "ops_alert"], "no publish came back"
 
 
 async def test_a_queue_deleted_on_the_broker_is_back_within_the_check_interval(

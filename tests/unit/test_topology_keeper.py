@@ -26,6 +26,7 @@ TOPOLOGY = build_topology(
         ("ns.retry", "retry.120s.c112_failover", True),
         ("ns.retry", "retry.7s.c112", False),  # no such step on the ladder
         ("ns.dlx", "c112", True),  # fanout: any key
+        ("ns.control", "topology.restored", False),  # each process binds its own queue
         ("ns.unroutable", "case.created.pinang.high", True),
         ("ns.events", "case.created.pinang.high", False),  # subscriptions bind it, not we
         ("other.deliver", "c112", False),
@@ -43,6 +44,7 @@ class Declares:
     def __init__(self, consumer_counts: dict[str, int]) -> None:
         self.consumer_counts = consumer_counts
         self.count = 0
+        self.announced = 0
         self.made = asyncio.Event()
 
     async def __call__(self) -> dict[str, int]:
@@ -78,7 +80,14 @@ async def running_keeper(
     """A keeper of c112's consumer, a failover consumer not consuming, and parking's."""
     declares = Declares(consumer_counts)
     consumers = [FakeConsumer(C112), FakeConsumer(FAILOVER, consuming=False), FakeConsumer(PARKING)]
-    keeper = TopologyKeeper(TOPOLOGY, declares, lambda: consumers, check_s=check_s)
+    keeper: TopologyKeeper
+
+    async def announce() -> None:
+        """The control exchange: every process hears it, this one too."""
+        declares.announced += 1
+        keeper.restored()
+
+    keeper = TopologyKeeper(TOPOLOGY, declares, lambda: consumers, announce, check_s=check_s)
     keeper.start()
     try:
         yield keeper, declares, consumers
@@ -102,8 +111,9 @@ async def test_an_unroutable_publish_of_ours_declares_again_and_restarts_its_con
 
             for _ in range(3):  # the relay and two workers, before the keeper's turn
                 keeper.publish_failed(PublishFailed("unroutable", "ns.deliver", "c112"))
-            await _next_declare(declares)
-        assert declares.count == 2
+            await _next_declare(declares)  # declared and announced
+            await asyncio.sleep(0.1)  # the announcement heard here too: consume again
+        assert declares.announced == 1
         assert [c.restarts for c in consumers] == [1, 0, 1], "each consuming one, once"
         alerts = [e for e in logs if e["event"] == "ops_alert"]
         assert [(a["alert"], a["routing_key"]) for a in alerts] == [
@@ -113,7 +123,17 @@ async def test_an_unroutable_publish_of_ours_declares_again_and_restarts_its_con
 
         keeper.publish_failed(PublishFailed("unroutable", "ns.retry", "retry.30s.c112"))
         await _next_declare(declares)
-        assert declares.count == 3, "a later incident is handled again"
+        assert declares.announced == 2, "a later incident is handled again"
+
+
+async def test_a_notice_from_another_process_restarts_every_consuming_consumer() -> None:
+    counts = {C112: 1, FAILOVER: 1, PARKING: 1}
+    async with running_keeper(counts, check_s=3600) as (keeper, declares, consumers):
+        await _next_declare(declares)  # the first round
+        keeper.restored()
+        await _next_declare(declares)
+    assert declares.announced == 0, "only the process that restored it announces"
+    assert [c.restarts for c in consumers] == [1, 0, 1]
 
 
 async def test_every_check_interval_it_declares_and_restarts_a_consumer_the_broker_lost() -> None:
