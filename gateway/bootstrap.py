@@ -50,6 +50,7 @@ from gateway.errors import NotReady
 from gateway.intake import IntakeService
 from gateway.logs import configure_logging
 from gateway.model import ParkedMessage, ParkedSelector, RecipientLive, Timer, TimerEffects
+from gateway.partners import Subscription
 from gateway.queue.connection import AmqpConnection
 from gateway.queue.delivery_worker import DeliveryWorker, QuickRetry, RecipientEndpoint
 from gateway.queue.parking import ParkingRecorder, Replayer
@@ -59,6 +60,7 @@ from gateway.queue.queue_depths import QueueDepths
 from gateway.queue.relay import OutboxRelay
 from gateway.queue.topology import Topology, build_topology
 from gateway.queue.topology_keeper import (
+    Consumer,
     TopologyKeeper,
     announce_restored,
     listen_for_notices,
@@ -172,6 +174,15 @@ class Runtime:
     parking: ParkingRecorder | None = None
     partners: "Partners | None" = None
     broker_up: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def consumers(self) -> list[Consumer]:
+        """What consumes the broker's queues in this process, for the topology keeper."""
+        found: list[Consumer] = [*self.workers]
+        if self.parking is not None:
+            found.append(self.parking)
+        if self.partners is not None:
+            found.append(self.partners)
+        return found
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -314,7 +325,7 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
     keeper = TopologyKeeper(
         topo,
         lambda: amqp.declare(topo),
-        lambda: [*runtime.workers, *([runtime.parking] if runtime.parking else [])],
+        runtime.consumers,
         lambda: announce_restored(publisher, topo),
         check_s=settings.topology_check_s,
     )
@@ -474,6 +485,16 @@ class Partners:
         if self.deliver and self._in_step is None:
             self._in_step = asyncio.create_task(self._keep_in_step(), name="subscriptions-sync")
 
+    # the topology keeper's view of the subscriptions' webhook workers, as one consumer
+    queue_name = "<the webhook subscriptions' queues>"
+
+    @property
+    def consuming(self) -> bool:
+        return self.deliver
+
+    async def restart(self) -> None:
+        await self.channels.restart_workers()
+
     async def stop(self) -> None:
         task, self._in_step = self._in_step, None
         if task is not None:
@@ -505,7 +526,12 @@ def partners(
     channels = BrokerPartnerChannels(
         amqp, partner_topo, make_worker, router, deliver=runtime.role.delivers
     )
-    router.when_queue_missing(channels.restore)
+
+    async def queue_missing(subscription: Subscription) -> None:
+        await channels.restore(subscription)
+        await announce_restored(publisher, topo)  # other processes' workers restart too
+
+    router.when_queue_missing(queue_missing)
     service = SubscriptionService(
         store=store,
         channels=channels,

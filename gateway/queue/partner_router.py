@@ -183,6 +183,14 @@ class BrokerPartnerChannels:
             await self._stop_worker(subscription.subscription_id)
             await self._open_and_route(subscription)
 
+    async def restart_workers(self) -> None:
+        """Every webhook worker consumes again on a new channel (the topology was
+        restored, and a consumer of a queue that was gone may be deaf)."""
+        async with self._changing:
+            for worker in self._workers.values():
+                if worker.consuming:
+                    await worker.restart()
+
     async def pause(self, subscription: Subscription) -> None:
         async with self._changing:
             await self._stop_worker(subscription.subscription_id)

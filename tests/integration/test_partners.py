@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway_support import RunningGateway, eventually, running_gateway
+from gateway_support import AMQP_URL, RunningGateway, eventually, running_gateway
 from partner_support import (
     ADMIN,
     ADMIN_TOKEN,
@@ -26,8 +26,12 @@ from queue_support import rabbitmqctl
 from structlog.testing import capture_logs
 
 from contracts.envelope import Envelope, RecipientRole
-from gateway.bootstrap import RUNTIME
+from gateway.bootstrap import RUNTIME, topology
 from gateway.partners import partner_distribution_id
+from gateway.queue.connection import AmqpConnection
+from gateway.queue.publisher import Publisher
+from gateway.queue.topology import declare_recipient
+from gateway.queue.topology_keeper import announce_restored
 from gateway.redaction import redact_case
 
 pytestmark = pytest.mark.integration
@@ -235,6 +239,39 @@ async def test_a_subscriptions_queue_deleted_on_the_broker_is_declared_again(
     assert [(a["alert"], a["subscription_id"]) for a in alerts] == [
         ("broker.partner_queue_missing", created["subscription_id"])
     ]
+
+
+async def test_a_webhook_worker_consumes_again_when_another_process_restored_its_queue(
+    gw: RunningGateway,
+) -> None:
+    async with partner() as receiver:
+        created = await subscribe(
+            gw,
+            agency_id="rsud-kota",
+            role="health",
+            patterns=["case.#"],
+            delivery={"mode": "webhook", "url": receiver.url, "secret": receiver.secret},
+        )
+        subscription_id = created["subscription_id"]
+        await rabbitmqctl("delete_queue", created["delivery"]["queue"])
+        topo = topology(gw.settings)
+        other = AmqpConnection(AMQP_URL, name="test-other-process")
+        await other.connect()
+        try:  # what another gateway process's partner router does
+            async with other.connection.channel() as channel:
+                await declare_recipient(
+                    channel, topo.with_recipients(subscription_id), subscription_id
+                )
+            await announce_restored(Publisher(other, topo), topo)
+        finally:
+            await other.close()
+
+        case_id = await post(gw, PINANG_HIGH)
+
+        async def delivered() -> bool:
+            return case_id in {body["case_id"] for body in await receiver.accepted()}
+
+        await eventually(delivered, 15.0, "the event reaches the partner")
 
 
 async def test_subscriptions_api(gw: RunningGateway) -> None:
