@@ -388,14 +388,18 @@ async def test_receipts_are_signed_with_the_push_secret_by_default(
 async def test_an_unreachable_receipt_url_is_counted_not_raised(
     aiohttp_client: AiohttpClient,
 ) -> None:
-    sim = await aiohttp_client(
-        create_simulator_app(secret=SECRET, receipt_url=f"http://127.0.0.1:{free_port()}/")
-    )
+    # bound and never listening: refused, and no other process can take the port meanwhile
+    with socket.socket() as unreachable:
+        unreachable.bind(("127.0.0.1", 0))
+        port = unreachable.getsockname()[1]
+        sim = await aiohttp_client(
+            create_simulator_app(secret=SECRET, receipt_url=f"http://127.0.0.1:{port}/")
+        )
 
-    assert (await push(sim, envelope())).status == 202
-    assert (await wait_for(lambda: stats(sim), lambda s: s["receipts_failed"] == 1))[
-        "receipts_failed"
-    ] == 1
+        assert (await push(sim, envelope())).status == 202
+        assert (await wait_for(lambda: stats(sim), lambda s: s["receipts_failed"] == 1))[
+            "receipts_failed"
+        ] == 1
 
 
 async def test_no_receipt_is_sent_for_a_refused_message(
