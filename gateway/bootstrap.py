@@ -486,7 +486,7 @@ class Partners:
             self._in_step = asyncio.create_task(self._keep_in_step(), name="subscriptions-sync")
 
     # the topology keeper's view of the subscriptions' webhook workers, as one consumer
-    queue_name = "<the webhook subscriptions' queues>"
+    queue_name = None
 
     @property
     def consuming(self) -> bool:

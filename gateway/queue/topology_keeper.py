@@ -30,7 +30,9 @@ log = structlog.get_logger("gateway.queue.topology_keeper")
 
 class Consumer(Protocol):
     @property
-    def queue_name(self) -> str: ...
+    def queue_name(self) -> str | None:
+        """None when its queues are not the topology's: only a notice restarts it."""
+        ...
 
     @property
     def consuming(self) -> bool:
@@ -94,10 +96,10 @@ class TopologyKeeper:
             log.info("broker.topology_declared_again", namespace=self._topology.ns)
         restart_all, self._restart_all = self._restart_all, False
         for consumer in self._consumers():
-            if consumer.consuming and (
-                restart_all or consumer_counts.get(consumer.queue_name) == 0
-            ):
-                log.warning("broker.consuming_again", queue=consumer.queue_name)
+            name = consumer.queue_name
+            lost = name is not None and consumer_counts.get(name) == 0
+            if consumer.consuming and (restart_all or lost):
+                log.warning("broker.consuming_again", queue=name)
                 await consumer.restart()
 
     def _failed(self, exc: Exception, retry_in_s: float) -> None:

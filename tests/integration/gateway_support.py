@@ -25,7 +25,9 @@ from gateway.adapters.store import SqlStore
 from gateway.bootstrap import RUNTIME, build_app, open_store, topology
 from gateway.queue.connection import AmqpConnection
 from gateway.queue.partner_router import PartnerTopology, delete_partner_base
+from gateway.queue.publisher import Publisher
 from gateway.queue.topology import delete
+from gateway.queue.topology_keeper import announce_restored
 from gateway.settings import Settings
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -147,6 +149,23 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float, wha
                 await asyncio.sleep(0.05)
     except TimeoutError:
         raise AssertionError(f"not within {timeout_s} s: {what}") from None
+
+
+async def restore_as_another_process(
+    settings: Settings, declare: Callable[[AbstractChannel], Awaitable[object]]
+) -> None:
+    """What another gateway process does once it found a queue of ``settings``' gone:
+    ``declare`` it again on a connection of its own, then announce it on the control
+    exchange."""
+    topo = topology(settings)
+    other = AmqpConnection(AMQP_URL, name="test-other-process")
+    await other.connect()
+    try:
+        async with other.connection.channel() as channel:
+            await declare(channel)
+        await announce_restored(Publisher(other, topo), topo)
+    finally:
+        await other.close()
 
 
 def settings_for_test(tmp_path: Path, **overrides: Any) -> Settings:

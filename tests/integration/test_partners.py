@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway_support import AMQP_URL, RunningGateway, eventually, running_gateway
+from gateway_support import (
+    RunningGateway,
+    eventually,
+    restore_as_another_process,
+    running_gateway,
+)
 from partner_support import (
     ADMIN,
     ADMIN_TOKEN,
@@ -28,10 +33,7 @@ from structlog.testing import capture_logs
 from contracts.envelope import Envelope, RecipientRole
 from gateway.bootstrap import RUNTIME, topology
 from gateway.partners import partner_distribution_id
-from gateway.queue.connection import AmqpConnection
-from gateway.queue.publisher import Publisher
 from gateway.queue.topology import declare_recipient
-from gateway.queue.topology_keeper import announce_restored
 from gateway.redaction import redact_case
 
 pytestmark = pytest.mark.integration
@@ -254,17 +256,10 @@ async def test_a_webhook_worker_consumes_again_when_another_process_restored_its
         )
         subscription_id = created["subscription_id"]
         await rabbitmqctl("delete_queue", created["delivery"]["queue"])
-        topo = topology(gw.settings)
-        other = AmqpConnection(AMQP_URL, name="test-other-process")
-        await other.connect()
-        try:  # what another gateway process's partner router does
-            async with other.connection.channel() as channel:
-                await declare_recipient(
-                    channel, topo.with_recipients(subscription_id), subscription_id
-                )
-            await announce_restored(Publisher(other, topo), topo)
-        finally:
-            await other.close()
+        with_it = topology(gw.settings).with_recipients(subscription_id)
+        await restore_as_another_process(
+            gw.settings, lambda channel: declare_recipient(channel, with_it, subscription_id)
+        )
 
         case_id = await post(gw, PINANG_HIGH)
 

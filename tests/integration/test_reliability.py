@@ -43,6 +43,7 @@ from gateway_support import (
     delete_namespace,
     eventually,
     queues_on_broker,
+    restore_as_another_process,
     running_gateway,
     serve_env,
 )
@@ -57,7 +58,7 @@ from gateway.escalation import escalation_timers
 from gateway.model import ParkedSelector
 from gateway.queue.connection import AmqpConnection
 from gateway.queue.publisher import CASE_ID, DEADLINE_AT, SEQUENCE, Publisher, persistent_message
-from gateway.queue.topology_keeper import announce_restored
+from gateway.queue.topology import declare
 from gateway.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -642,13 +643,7 @@ async def test_a_worker_consumes_again_when_another_process_restored_its_queue(
         await gw.wait_for_sim(1, timeout_s=5)
         topo = topology(gw.settings)
         await rabbitmqctl("delete_queue", topo.deliver_queue("c112"))
-        other = AmqpConnection(AMQP_URL, name="test-other-process")
-        await other.connect()
-        try:  # what another gateway process's keeper does
-            await other.declare(topo)
-            await announce_restored(Publisher(other, topo), topo)
-        finally:
-            await other.close()
+        await restore_as_another_process(gw.settings, lambda channel: declare(channel, topo))
 
         with capture_logs() as logs:
             status, _ = await gw.post_report(unique_report())
