@@ -50,7 +50,6 @@ from gateway.errors import NotReady
 from gateway.intake import IntakeService
 from gateway.logs import configure_logging
 from gateway.model import ParkedMessage, ParkedSelector, RecipientLive, Timer, TimerEffects
-from gateway.partners import Subscription
 from gateway.queue.connection import AmqpConnection
 from gateway.queue.delivery_worker import DeliveryWorker, QuickRetry, RecipientEndpoint
 from gateway.queue.parking import ParkingRecorder, Replayer
@@ -524,14 +523,14 @@ def partners(
     partner_topo = PartnerTopology(topo)
     router = PartnerRouter(amqp, publisher, partner_topo, store, store.get_case)
     channels = BrokerPartnerChannels(
-        amqp, partner_topo, make_worker, router, deliver=runtime.role.delivers
+        amqp,
+        partner_topo,
+        make_worker,
+        router,
+        announce_restored=lambda: announce_restored(publisher, topo),
+        deliver=runtime.role.delivers,
     )
-
-    async def queue_missing(subscription: Subscription) -> None:
-        await channels.restore(subscription)
-        await announce_restored(publisher, topo)  # other processes' workers restart too
-
-    router.when_queue_missing(queue_missing)
+    router.when_queue_missing(channels.restore)
     service = SubscriptionService(
         store=store,
         channels=channels,

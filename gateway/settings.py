@@ -93,7 +93,8 @@ class Settings(BaseSettings):
         description=(
             "How often each process brings its partner workers in step with the stored "
             "subscriptions (seconds): a change made through another process takes effect "
-            "here within this."
+            "here within this; a partner router's queue deleted on the broker is declared "
+            "again within this."
         ),
     )
     log_json: bool | None = Field(None, description="Force JSON logs (default: when not a TTY).")

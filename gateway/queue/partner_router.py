@@ -116,11 +116,15 @@ class BrokerPartnerChannels:
         workers: WorkerFactory,
         router: "PartnerRouter",
         *,
+        announce_restored: Callable[[], Awaitable[None]],
         deliver: bool = True,
     ) -> None:
         """With ``deliver`` off (an API-only process), subscriptions get their queues and
-        bindings here, and the worker processes route and deliver."""
+        bindings here, and the worker processes route and deliver. ``announce_restored``
+        tells every gateway process that a queue was declared again, so that each
+        consumes it again (``restart_workers``)."""
         self._connection = connection
+        self._announce_restored = announce_restored
         self._deliver = deliver
         self._topology = topology
         self._make_worker = workers
@@ -182,10 +186,13 @@ class BrokerPartnerChannels:
         async with self._changing:
             await self._stop_worker(subscription.subscription_id)
             await self._open_and_route(subscription)
+        await self._announce_restored()
 
     async def restart_workers(self) -> None:
-        """Every webhook worker consumes again on a new channel (the topology was
-        restored, and a consumer of a queue that was gone may be deaf)."""
+        """The router and every webhook worker consume again on new channels (a queue
+        was declared again, and a consumer of a queue that was gone may be deaf)."""
+        # not under ``_changing``: the router may be waiting for it (``restore``)
+        await self._router.restart()
         async with self._changing:
             for worker in self._workers.values():
                 if worker.consuming:
@@ -226,18 +233,41 @@ class BrokerPartnerChannels:
 
     async def reconcile(self, load: Callable[[], Awaitable[Sequence[Subscription]]]) -> None:
         """Bring this process's webhook workers in step with the store, where another
-        gateway process may have added, paused, resumed or deleted subscriptions."""
+        gateway process may have added, paused, resumed or deleted subscriptions, and
+        declare the router's queue again if it is gone from the broker."""
         async with self._changing:
+            stored = await load()
             wanted = {
-                s.subscription_id: s
-                for s in await load()
-                if s.mode is DeliveryMode.WEBHOOK and s.active
+                s.subscription_id: s for s in stored if s.mode is DeliveryMode.WEBHOOK and s.active
             }
             for subscription_id in [sid for sid in self._workers if sid not in wanted]:
                 await self._stop_worker(subscription_id)
             for subscription_id, subscription in wanted.items():
                 if subscription_id not in self._workers:
                     await self._open_and_route(subscription)
+        if self._deliver and stored and await self._router_queue_redeclared(stored):
+            await self._router.restart()
+            await self._announce_restored()
+
+    async def _router_queue_redeclared(self, subscriptions: Sequence[Subscription]) -> bool:
+        """Declare the router's queue and every subscription's bindings to it again if the
+        queue is gone from the broker (deleted by hand, lost with a node); answers whether
+        it was gone. Events published meanwhile reached no partner."""
+        topo = self._topology
+        async with self._connection.connection.channel(publisher_confirms=False) as channel:
+            try:
+                await channel.declare_queue(topo.router_queue, passive=True)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                pass  # the broker closed this channel
+            else:
+                return False
+        log.warning("ops_alert", alert="broker.partner_router_queue_missing")
+        async with self._connection.connection.channel(publisher_confirms=False) as channel:
+            await declare_partner_base(channel, topo)
+            router = await channel.get_queue(topo.router_queue)
+            for pattern in sorted({p for s in subscriptions for p in s.patterns}):
+                await router.bind(topo.base.events_exchange, routing_key=pattern)
+        return True
 
     async def stop(self) -> None:
         await self._router.stop()
@@ -299,6 +329,13 @@ class PartnerRouter:
         queue = await channel.get_queue(self._topology.router_queue)
         tag = await queue.consume(self.handle)
         self._consumer = (channel, queue, tag)
+
+    async def restart(self) -> None:
+        """Consume again on a new channel, if consuming."""
+        if self._consumer is None:
+            return
+        await self.stop()
+        await self.start()
 
     async def stop(self) -> None:
         consumer, self._consumer = self._consumer, None

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import aiormq
 import pika
 from aiohttp.test_utils import TestClient, TestServer
 from gateway_support import AMQP_URL, RunningGateway
@@ -92,17 +93,26 @@ async def delete_partners(gw: RunningGateway) -> None:
         )
 
 
-async def queue_depth(queue: str) -> int:
+async def declared(queue: str) -> aiormq.spec.Queue.DeclareOk | None:
+    """The broker's answer to a passive declare of ``queue`` (its messages and
+    consumers), or None when there is no such queue."""
     connection = AmqpConnection(AMQP_URL, name="test-partner-depth")
     await connection.connect()
     try:
         async with connection.connection.channel() as channel:
-            declared = await channel.declare_queue(queue, passive=True)
-            count = declared.declaration_result.message_count
-            assert count is not None
-            return count
+            try:
+                return (await channel.declare_queue(queue, passive=True)).declaration_result
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                return None
     finally:
         await connection.close()
+
+
+async def queue_depth(queue: str) -> int:
+    result = await declared(queue)
+    assert result is not None, f"no queue {queue}"
+    assert result.message_count is not None
+    return result.message_count
 
 
 def pika_read(

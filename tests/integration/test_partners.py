@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aio_pika.abc import AbstractChannel
 from gateway_support import (
     RunningGateway,
     eventually,
@@ -19,7 +20,9 @@ from gateway_support import (
 from partner_support import (
     ADMIN,
     ADMIN_TOKEN,
+    Partner,
     admin,
+    declared,
     delete_partners,
     partner,
     pika_read,
@@ -33,6 +36,7 @@ from structlog.testing import capture_logs
 from contracts.envelope import Envelope, RecipientRole
 from gateway.bootstrap import RUNTIME, topology
 from gateway.partners import partner_distribution_id
+from gateway.queue.partner_router import PartnerTopology, declare_partner_base
 from gateway.queue.topology import declare_recipient
 from gateway.redaction import redact_case
 
@@ -267,6 +271,86 @@ async def test_a_webhook_worker_consumes_again_when_another_process_restored_its
             return case_id in {body["case_id"] for body in await receiver.accepted()}
 
         await eventually(delivered, 15.0, "the event reaches the partner")
+
+
+async def post_and_await_partner(
+    gw: RunningGateway, receiver: Partner, within_s: float = 15.0
+) -> None:
+    case_ids = {await post(gw, name) for name in (PINANG_HIGH, CIPONDOH_HIGH)}
+
+    async def delivered() -> bool:
+        return case_ids <= {body["case_id"] for body in await receiver.accepted()}
+
+    await eventually(delivered, within_s, "the events reach the partner")
+
+
+async def test_the_partner_routers_queue_deleted_on_the_broker_is_declared_again(
+    tmp_path: Path,
+) -> None:
+    async with (
+        running_gateway(tmp_path, admin_token=ADMIN_TOKEN, subscription_sync_s=SYNC_S) as gw,
+        partner() as receiver,
+    ):
+        try:
+            await subscribe(
+                gw,
+                agency_id="rsud-kota",
+                role="health",
+                patterns=["case.created.*.*", "case.sla.#"],
+                delivery={"mode": "webhook", "url": receiver.url, "secret": receiver.secret},
+            )
+            router_queue = PartnerTopology(topology(gw.settings)).router_queue
+            with capture_logs() as logs:
+                await rabbitmqctl("delete_queue", router_queue)
+
+                async def consumed_again() -> bool:
+                    result = await declared(router_queue)
+                    return result is not None and result.consumer_count == 1
+
+                await eventually(consumed_again, 10.0, "the router's queue is consumed again")
+                await post_and_await_partner(gw, receiver)
+        finally:
+            await delete_partners(gw)
+    alerts = [e["alert"] for e in logs if e["event"] == "ops_alert"]
+    assert alerts == ["broker.partner_router_queue_missing"]
+
+
+# The broker client's own recovery consumes again 5 s after the broker cancelled the
+# consumer (its reconnect interval), and may register a consumer that never hands a
+# delivery to the router: the gateway restarts the router on the notice, at once.
+NOTICE_ACTED_ON_S = 3.0
+
+
+async def test_the_partner_router_consumes_again_when_another_process_restored_its_queue(
+    tmp_path: Path,
+) -> None:
+    async with (
+        # no sync round during the test: only the notice may bring the router back
+        running_gateway(tmp_path, admin_token=ADMIN_TOKEN, subscription_sync_s=60) as gw,
+        partner() as receiver,
+    ):
+        try:
+            patterns = ["case.#"]
+            await subscribe(
+                gw,
+                agency_id="polres-metro",
+                role="police",
+                patterns=patterns,
+                delivery={"mode": "webhook", "url": receiver.url, "secret": receiver.secret},
+            )
+            partner_topo = PartnerTopology(topology(gw.settings))
+            await rabbitmqctl("delete_queue", partner_topo.router_queue)
+
+            async def declare_router(channel: AbstractChannel) -> None:
+                await declare_partner_base(channel, partner_topo)
+                router = await channel.get_queue(partner_topo.router_queue)
+                for pattern in patterns:
+                    await router.bind(partner_topo.base.events_exchange, routing_key=pattern)
+
+            await restore_as_another_process(gw.settings, declare_router)
+            await post_and_await_partner(gw, receiver, within_s=NOTICE_ACTED_ON_S)
+        finally:
+            await delete_partners(gw)
 
 
 async def test_subscriptions_api(gw: RunningGateway) -> None:
