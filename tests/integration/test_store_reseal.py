@@ -10,7 +10,7 @@ from databases import execute, query
 from samples import sealed_report
 
 from gateway import audit
-from gateway.adapters.sealing import Sealer, key_id_of, new_data_key
+from gateway.adapters.sealing import Sealer, key_id_of, new_data_key, parse_keys
 from gateway.adapters.store import SqlStore
 from gateway.adapters.store.reseal import RESEAL_BATCH, SealedValues
 from gateway.adapters.store.sealed_columns import CASES, QUARANTINE, REPORTS
@@ -64,6 +64,45 @@ async def resealed_audit_rows(store_url: str) -> list[tuple[object, ...]]:
     )
 
 
+async def audited_reseals(store_url: str, key_id: str = "new") -> Counter[str]:
+    """The values the audit log says were sealed again under ``key_id``, per column."""
+    audited: Counter[str] = Counter()
+    for (details,) in await resealed_audit_rows(store_url):
+        counts = json.loads(str(details))
+        assert counts.pop("key_id") == key_id
+        audited.update(counts)
+    return audited
+
+
+class SealerThatStops(Sealer):
+    """Seals ``seals`` values, then fails (a run stopped halfway)."""
+
+    def __init__(self, keys: str, seals: int) -> None:
+        super().__init__(parse_keys(keys))
+        self.seals_left = seals
+
+    def seal(self, plain: bytes, aad: bytes) -> bytes:
+        if self.seals_left == 0:
+            raise RuntimeError("stopped")
+        self.seals_left -= 1
+        return super().seal(plain, aad)
+
+
+async def test_a_reseal_stopped_halfway_has_audited_every_value_it_changed(
+    store_url: str,
+) -> None:
+    await written_under_old(store_url, cases=5)
+    store = await SqlStore.connect(store_url, sealer=SealerThatStops(f"{NEW},{OLD}", seals=3))
+    try:
+        with pytest.raises(RuntimeError, match="stopped"):
+            await store.reseal(now=NOW, actor=ACTOR, batch=2)
+    finally:
+        await store.close()
+
+    assert (await key_ids(store_url))["cases.sealed"] == {"new": 2, "old": 3}
+    assert await audited_reseals(store_url) == Counter({"cases.sealed": 2})
+
+
 async def test_reseal_moves_every_value_to_the_first_key_in_batches(store_url: str) -> None:
     await written_under_old(store_url, cases=5)
 
@@ -83,12 +122,13 @@ async def test_reseal_moves_every_value_to_the_first_key_in_batches(store_url: s
         "reports.raw": {"new": 5},
         "quarantine.raw": {"new": 1},
     }
-    (details,) = await resealed_audit_rows(store_url)
-    assert json.loads(str(details[0]))["key_id"] == "new"
+    audited = await audited_reseals(store_url)
+    assert audited == Counter({"cases.sealed": 5, "reports.raw": 5, "quarantine.raw": 1})
+    assert len(await resealed_audit_rows(store_url)) == 7, "one row per batch (of 2 rows)"
 
     again = await reseal(store_url, f"{NEW},{OLD}")
     assert sum(v.resealed for v in again.values()) == 0
-    assert len(await resealed_audit_rows(store_url)) == 1, "a run that changed nothing"
+    assert await audited_reseals(store_url) == audited, "a run that changed nothing"
 
     new_only = await SqlStore.connect(store_url, sealer=Sealer.from_setting(NEW))
     try:

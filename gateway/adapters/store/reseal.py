@@ -38,9 +38,10 @@ class ResealSql(SqlBase):
     ) -> list[SealedValues]:
         """Seal every value not under the current key again under it, ``batch`` rows a
         write transaction (writers wait for each, so no row changes between its read and
-        its rewrite); with ``write=False`` only count (opening each value all the same). One
-        audit row records a run that re-sealed anything. Values no key opens are counted
-        and left as they are."""
+        its rewrite); with ``write=False`` only count (opening each value all the same).
+        Each batch that sealed anything again writes its audit row in its own transaction,
+        so a run that stops halfway has recorded every value it changed. Values no key
+        opens are counted and left as they are."""
         found = []
         for column in ALL:
             values = SealedValues(column.name)
@@ -49,21 +50,25 @@ class ResealSql(SqlBase):
                 async with self._session() as conn:
                     written = transaction(conn) if write else contextlib.nullcontext()
                     async with written:
+                        before = values.resealed
                         rows = await self._batch(conn, column, after, batch, values, write=write)
+                        if values.resealed > before:
+                            await append_to_audit(
+                                conn,
+                                audit.AuditEntry(
+                                    at=now,
+                                    actor=actor,
+                                    action=audit.STORE_RESEALED,
+                                    details={
+                                        "key_id": self._sealer.current_kid,
+                                        column.name: values.resealed - before,
+                                    },
+                                ),
+                            )
                 if len(rows) < batch:
                     break
                 after = rows[-1][column.key]
             found.append(values)
-        resealed = {v.column: v.resealed for v in found if v.resealed}
-        if resealed:
-            entry = audit.AuditEntry(
-                at=now,
-                actor=actor,
-                action=audit.STORE_RESEALED,
-                details={"key_id": self._sealer.current_kid, **resealed},
-            )
-            async with self._session() as conn, transaction(conn):
-                await append_to_audit(conn, entry)
         return found
 
     async def _batch(
