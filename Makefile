@@ -30,6 +30,7 @@ typecheck: $(STAMP)
 test: $(STAMP) services lint typecheck
 	$(BIN)/python scripts/clean-test-broker.py
 	scripts/ensure-browser.sh
+	scripts/ensure-asyncapi-parser.sh
 	$(BIN)/pytest -q -p no:cacheprovider
 
 schemas: $(STAMP)
@@ -56,4 +57,4 @@ bench-smoke: $(STAMP)
 	$(BIN)/python -m bench smoke
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache tests/asyncapi/node_modules

@@ -97,10 +97,25 @@ def redacted_case_schema(role: RecipientRole) -> dict[str, Any]:
 
 
 def _schema(model: Any) -> dict[str, Any]:
-    schema: dict[str, Any] = model.model_json_schema(
-        by_alias=True, ref_template="#/components/schemas/{model}"
+    schema: dict[str, Any] = _asyncapi_discriminators(
+        model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
     )
     return schema
+
+
+def _asyncapi_discriminators(node: Any) -> Any:
+    """``node`` with each OpenAPI-style discriminator (an object with ``propertyName``)
+    made AsyncAPI's: the property's name alone."""
+    if isinstance(node, dict):
+        return {
+            key: value["propertyName"]
+            if key == "discriminator" and isinstance(value, dict)
+            else _asyncapi_discriminators(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_asyncapi_discriminators(item) for item in node]
+    return node
 
 
 def _components_schemas() -> dict[str, Any]:
@@ -231,7 +246,10 @@ def asyncapi_document() -> dict[str, Any]:
             "event made anew from the stored case with the subscription's role profile. "
             "Read it with the broker user `gateway partner-access <agency>` prints."
         ),
-        "parameters": {"agency": {"description": "The subscription's agency_id."}},
+        "parameters": {
+            "namespace": {"description": "The deployment's GATEWAY_NAMESPACE."},
+            "agency": {"description": "The subscription's agency_id."},
+        },
         "messages": partner_messages,
         "bindings": {
             "amqp": {

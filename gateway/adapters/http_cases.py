@@ -25,7 +25,7 @@ from gateway.adapters.request_body import (
     read_json_bytes,
     refused_problem,
 )
-from gateway.adapters.routes import Answer, Route, problem_answer
+from gateway.adapters.routes import Answer, Parameter, Route, problem_answer
 from gateway.adapters.slot import Slot
 from gateway.cases import CaseNotFound, CaseService
 from gateway.errors import StoreUnavailable
@@ -208,6 +208,12 @@ async def get_simfoni_export(request: web.Request) -> web.Response:
     return _json(export)
 
 
+_TIME = {"type": "string", "format": "date-time"}
+_PERIOD = (
+    Parameter("from", "Start (ISO 8601 with offset); default 30 days before `to`.", _TIME),
+    Parameter("to", "End, not included (ISO 8601 with offset); default now.", _TIME),
+)
+
 CASE_ROUTES: Sequence[Route] = (
     Route(
         "POST",
@@ -247,10 +253,11 @@ CASE_ROUTES: Sequence[Route] = (
         "Compliance with SOP 357's time standards of the cases received in [from, to): per "
         "step and per path; JSON, or text/csv by Accept.",
         answers={
-            200: Answer("The report (also as text/csv).", SlaReport),
+            200: Answer("The report (also as text/csv).", SlaReport, also=("text/csv",)),
             400: problem_answer("Bad from/to."),
         },
         roles=STAFF | {ApiRole.OPS},
+        parameters=_PERIOD,
     ),
     Route(
         "GET",
@@ -260,9 +267,10 @@ CASE_ROUTES: Sequence[Route] = (
         "The cases closed in [from, to) in SIMFONI-PPA's categories, one row per victim; "
         "JSON, or text/csv by Accept.",
         answers={
-            200: Answer("The export (also as text/csv).", SimfoniExport),
+            200: Answer("The export (also as text/csv).", SimfoniExport, also=("text/csv",)),
             400: problem_answer("Bad from/to."),
         },
         roles=STAFF,
+        parameters=_PERIOD,
     ),
 )

@@ -23,7 +23,7 @@ from gateway.adapters.request_body import (
     read_json_bytes,
     refused_problem,
 )
-from gateway.adapters.routes import Answer, Route, problem_answer
+from gateway.adapters.routes import Answer, Parameter, Route, problem_answer
 from gateway.errors import GatewayError, NotReady, SignatureInvalid, StoreUnavailable
 from gateway.model import DeliveryAttempt, ParkedMessage, ParkedSelector, ReceiptRecord
 
@@ -370,10 +370,14 @@ DELIVERY_ROUTES: Sequence[Route] = (
         "/v1/ops/parked",
         get_parked,
         "getParked",
-        "Parked messages with their reason and attempt history "
-        "(?distribution_id=, ?case_id=, ?recipient=).",
+        "Parked messages with their reason and attempt history.",
         answers={200: Answer("Parked messages, oldest first.", ParkedList)},
         roles=OPS,
+        parameters=(
+            Parameter("distribution_id", "Only this message."),
+            Parameter("case_id", "Only this case's messages."),
+            Parameter("recipient", "Only this recipient's messages (c112, a subscription id)."),
+        ),
     ),
     Route(
         "POST",

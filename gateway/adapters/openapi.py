@@ -1,11 +1,13 @@
 """OpenAPI 3.1 document generated from the route table and the pydantic contracts."""
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from contracts.problem import Problem
 from gateway import __version__
 
 if TYPE_CHECKING:
@@ -32,8 +34,35 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
 }
 
 
+# Every name a route's path has between braces, described once.
+PATH_PARAMETERS: Mapping[str, str] = {
+    "case_id": "The case's id (urn:tangerangkota:kdrt:<ULID>), as intake answered it.",
+    "subscription_id": "The subscription's id, as its creation answered it.",
+    "name": "A file of the ops console (app.js, app.css).",
+}
+
+
+def _parameters(route: "Route") -> list[dict[str, Any]]:
+    in_path = [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "description": PATH_PARAMETERS[name],
+            "schema": {"type": "string"},
+        }
+        for name in re.findall(r"{([^}]+)}", route.path)
+    ]
+    declared = [
+        {"name": p.name, "in": p.where, "description": p.description, "schema": dict(p.schema)}
+        for p in route.parameters
+    ]
+    return in_path + declared
+
+
 def _models(routes: Sequence["Route"]) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
-    seen: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {}
+    # every operation may answer a problem (429 at least)
+    seen: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {(Problem, "serialization"): None}
     for route in routes:
         if route.request is not None:
             seen[(route.request, "validation")] = None
@@ -50,6 +79,8 @@ def _problem_answer(description: str) -> dict[str, Any]:
 
 def _operation(route: "Route", refs: Mapping[tuple[Any, JsonSchemaMode], Any]) -> dict[str, Any]:
     operation: dict[str, Any] = {"operationId": route.operation_id, "summary": route.summary}
+    if parameters := _parameters(route):
+        operation["parameters"] = parameters
     if route.request is not None:
         operation["requestBody"] = {
             "required": True,
@@ -61,7 +92,9 @@ def _operation(route: "Route", refs: Mapping[tuple[Any, JsonSchemaMode], Any]) -
         schema = refs[(answer.model, "serialization")] if answer.model else {}
         if answer.media_type == "text/plain":
             schema = {"type": "string"}
-        item["content"] = {answer.media_type: {"schema": schema}}
+        item["content"] = {answer.media_type: {"schema": schema}} | {
+            also: {"schema": {"type": "string"}} for also in answer.also
+        }
         responses[str(status)] = item
     operation["responses"] = responses
     responses.setdefault(

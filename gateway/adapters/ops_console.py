@@ -29,7 +29,7 @@ from contracts.ops import (
 from contracts.problem import FieldError
 from gateway.access import ApiRole
 from gateway.adapters.problems import problem_response
-from gateway.adapters.routes import Answer, Route, problem_answer
+from gateway.adapters.routes import Answer, Parameter, Route, problem_answer
 from gateway.adapters.slot import Slot
 from gateway.errors import NotReady, StoreUnavailable
 from gateway.model import (
@@ -51,6 +51,7 @@ STATIC_FILES = {
     "ops.css": "text/css",
 }
 MAX_PAGE = 500
+MAX_CURSOR = 10**12 - 1  # twelve digits, the most a query number may have
 HEARTBEAT_S = 15.0
 ACTIVITY_WINDOW = timedelta(hours=1)
 MISSED_SHOWN_FOR = timedelta(hours=24)
@@ -115,8 +116,10 @@ def _int(request: web.Request, name: str, default: int, high: int) -> int:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 12:
+    if not raw.isascii() or not raw.isdigit():
         raise BadQuery(name, "is not a non-negative whole number")
+    if len(raw) > len(str(MAX_CURSOR)):
+        raise BadQuery(name, f"has more than {len(str(MAX_CURSOR))} digits")
     return min(int(raw), high)
 
 
@@ -138,7 +141,7 @@ def log_query(request: web.Request, *, after_id: int | None = None) -> DeliveryL
         else:
             distribution_id = q
     return DeliveryLogQuery(
-        after_id=_int(request, "after_id", 0, 2**62) if after_id is None else after_id,
+        after_id=_int(request, "after_id", 0, MAX_CURSOR) if after_id is None else after_id,
         case_id=case_id,
         distribution_id=distribution_id,
         recipient=request.query.get("recipient") or None,
@@ -347,9 +350,29 @@ async def get_static(request: web.Request) -> web.Response:
     )
 
 
+_TIME = {"type": "string", "format": "date-time"}
 _LOG_FILTERS = (
-    "Filters: case_id, distribution_id, q (either), recipient, outcome, since, until "
-    "(ISO 8601 with offset), after_id, limit (at most 500)."
+    Parameter("case_id", "Only this case's attempts."),
+    Parameter("distribution_id", "Only this message's attempts."),
+    Parameter("q", "A case id (urn:…) or a distribution id."),
+    Parameter("recipient", "Only this recipient's attempts (c112, a subscription id)."),
+    Parameter(
+        "outcome",
+        "Only attempts with this outcome.",
+        {"type": "string", "enum": [o.value for o in AttemptOutcome]},
+    ),
+    Parameter("since", "Attempts at or after this time (ISO 8601 with offset).", _TIME),
+    Parameter("until", "Attempts before this time (ISO 8601 with offset).", _TIME),
+    Parameter(
+        "after_id",
+        "Only attempts after this log id (a cursor: `last_id` of a page), oldest first.",
+        {"type": "integer", "minimum": 0, "maximum": MAX_CURSOR},
+    ),
+    Parameter(
+        "limit",
+        "At most this many attempts (default 100).",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+    ),
 )
 
 OPS_ROUTES: tuple[Route, ...] = (
@@ -379,9 +402,9 @@ OPS_ROUTES: tuple[Route, ...] = (
         "/v1/ops/deliveries",
         get_deliveries,
         "listDeliveries",
-        "The delivery log, newest first; with after_id, the attempts after that cursor. "
-        + _LOG_FILTERS,
+        "The delivery log, newest first; with after_id, the attempts after that cursor.",
         roles=frozenset({ApiRole.OPS}),
+        parameters=_LOG_FILTERS,
         answers={
             200: Answer("A page of attempts.", DeliveryLogPage),
             400: problem_answer("Bad filter."),
@@ -392,9 +415,16 @@ OPS_ROUTES: tuple[Route, ...] = (
         "/v1/ops/deliveries/stream",
         stream_deliveries,
         "streamDeliveries",
-        "Server-Sent Events, one `attempt` event per new attempt (Last-Event-ID resumes). "
-        + _LOG_FILTERS,
+        "Server-Sent Events, one `attempt` event per new attempt (Last-Event-ID resumes).",
         roles=frozenset({ApiRole.OPS}),
+        parameters=(
+            *_LOG_FILTERS,
+            Parameter(
+                "Last-Event-ID",
+                "The last event id received: the stream resumes after it.",
+                where="header",
+            ),
+        ),
         answers={
             200: Answer("An endless text/event-stream.", media_type="text/event-stream"),
             400: problem_answer("Bad filter."),

@@ -8,6 +8,7 @@ The router, the auth middleware and ``/openapi.json`` are all built from these r
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -23,6 +24,17 @@ class Answer:
     description: str
     model: type[BaseModel] | None = None
     media_type: str = "application/json"
+    also: tuple[str, ...] = ()  # text media types the same answer comes in by Accept
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    """A query (or header) parameter a route reads; path parameters come from its path."""
+
+    name: str
+    description: str
+    schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "string"})
+    where: str = "query"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +49,7 @@ class Route:
     answers: Mapping[int, Answer] = field(default_factory=dict)
     roles: frozenset[ApiRole] = frozenset()
     public: bool = False
+    parameters: tuple[Parameter, ...] = ()
 
     @property
     def access_declared(self) -> bool:
