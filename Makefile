@@ -31,6 +31,7 @@ test: $(STAMP) services lint typecheck
 	$(BIN)/python scripts/clean-test-broker.py
 	scripts/ensure-browser.sh
 	scripts/ensure-asyncapi-parser.sh
+	scripts/ensure-promtool.sh
 	$(BIN)/pytest -q -p no:cacheprovider
 
 schemas: $(STAMP)
@@ -57,4 +58,4 @@ bench-smoke: $(STAMP)
 	$(BIN)/python -m bench smoke
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache tests/asyncapi/node_modules
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache tests/asyncapi/node_modules .tools

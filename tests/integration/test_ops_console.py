@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from gateway_support import RunningGateway, eventually, running_gateway
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_support import promtool_problems
 from samples import VALID_SAMPLES, fixture_bytes, fixture_json, personal_strings
 
 from gateway.adapters.tail import render, tail
@@ -298,6 +299,13 @@ async def test_metrics_after_real_deliveries(tmp_path: Path) -> None:
     assert value("gateway_circuit_state", recipient="c112") == 0
     assert value("gateway_sla_warnings_total", step="6") >= 1
     assert value("gateway_sla_breaches_total", step="6") >= 1
+    assert promtool_problems(text) == (0, "")
+
+    # the same check, shown to see a counter named against Prometheus's conventions
+    misnamed = text.replace("gateway_deliveries_total", "gateway_deliveries")
+    status, problems = promtool_problems(misnamed)
+    assert status != 0
+    assert "gateway_deliveries" in problems
     assert value("gateway_intake_total", source="si-lacak-perak", outcome="accepted") == 1
     labels = {v for _, pairs in samples for _, v in pairs}
     assert not {s for s in personal_strings() for v in labels if s in v}
