@@ -53,4 +53,7 @@ def add_routes(app: web.Application, routes: Sequence[Route] = ROUTES) -> None:
     """Serve ``routes`` (a worker process serves only ``PROBE_ROUTES``)."""
     app[OPENAPI] = openapi_document(routes)
     for route in routes:
-        app.router.add_route(route.method, route.path, route.handler, name=route.operation_id)
+        if route.method == "GET":  # and HEAD, which HTTP asks of every server (RFC 9110 9.1)
+            app.router.add_get(route.path, route.handler, name=route.operation_id)
+        else:
+            app.router.add_route(route.method, route.path, route.handler, name=route.operation_id)

@@ -210,6 +210,8 @@ async def stream_deliveries(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
+    if request.method == "HEAD":
+        return response
     await response.write(b"retry: 2000\n\n")
     cursor = query.after_id
     idle_s = 0.0

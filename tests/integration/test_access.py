@@ -135,3 +135,31 @@ async def test_the_real_app_refuses_no_token_and_another_roles_token(
     finally:
         await client.close()
         await delete_namespace(settings)
+
+
+async def test_head_answers_as_get_does_without_a_body(tmp_path: Path) -> None:
+    settings = settings_for_test(
+        tmp_path, **{f"{role.value}_token": token for role, token in TOKENS.items()}
+    )
+    app = build_app(settings)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        async with asyncio.timeout(15):
+            await app[RUNTIME].broker_up.wait()
+        for route in (r for r in ROUTES if r.method == "GET"):
+            path = route.path.replace("{name}", "ops.js").replace("{", "").replace("}", "")
+            headers = {"Authorization": f"Bearer {TOKENS[min(route.roles)]}"} if route.roles else {}
+            async with asyncio.timeout(10):  # the live stream too answers its head at once
+                head = await client.head(path, headers=headers)
+                assert await head.read() == b"", path
+            if route.roles:
+                assert (await client.head(path)).status == 401, path
+            if any(a.media_type == "text/event-stream" for a in route.answers.values()):
+                assert (head.status, head.content_type) == (200, "text/event-stream")
+                continue
+            got = await client.get(path, headers=headers)
+            assert (head.status, head.content_type) == (got.status, got.content_type), path
+    finally:
+        await client.close()
+        await delete_namespace(settings)
