@@ -27,7 +27,8 @@ ATTEMPT = "x-attempt"
 
 class PublishFailed(GatewayError):
     """The broker did not confirm a message. ``reason`` is an S0 label:
-    ``unroutable``, ``nacked``, ``confirm_timeout`` or ``connection``."""
+    ``unroutable``, ``exchange_missing`` (the broker closed the channel: no such
+    exchange), ``nacked``, ``confirm_timeout`` or ``connection``."""
 
     def __init__(self, reason: str, exchange: str, routing_key: str) -> None:
         super().__init__(f"{reason}: {exchange} {routing_key}")
@@ -91,6 +92,12 @@ class Publisher:
             raise PublishFailed("unroutable", exchange, routing_key) from exc
         except aiormq.exceptions.DeliveryError as exc:
             raise PublishFailed("nacked", exchange, routing_key) from exc
+        except aiormq.exceptions.ChannelNotFoundEntity as exc:
+            # the broker closes the channel for every publish in flight on it: only the
+            # one it names went to the missing exchange
+            named = f"no exchange '{exchange}'" in str(exc)
+            reason = "exchange_missing" if named else "connection"
+            raise PublishFailed(reason, exchange, routing_key) from exc
         except TimeoutError as exc:
             raise PublishFailed("confirm_timeout", exchange, routing_key) from exc
         except (

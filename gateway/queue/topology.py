@@ -181,6 +181,9 @@ class Topology:
             ),
         )
 
+    def declares_exchange(self, name: str) -> bool:
+        return any(e.name == name for e in self.exchanges())
+
     def binds(self, exchange: str, routing_key: str) -> bool:
         """Whether a message published to ``exchange`` with ``routing_key`` reaches one of
         this topology's queues when it is all declared."""

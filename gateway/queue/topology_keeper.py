@@ -68,10 +68,18 @@ class TopologyKeeper:
 
     def publish_failed(self, failure: PublishFailed) -> None:
         """Called for every failed publish: an unroutable one meant for this topology's
-        queues means one of them, or its binding, is gone."""
-        if failure.reason != "unroutable" or self._restoring:
+        queues means one of them, or its binding, is gone; one to an exchange of this
+        topology that the broker does not know means that exchange is gone."""
+        if self._restoring:
             return
-        if self._topology.binds(failure.exchange, failure.routing_key):
+        topology = self._topology
+        queue_gone = failure.reason == "unroutable" and topology.binds(
+            failure.exchange, failure.routing_key
+        )
+        exchange_gone = failure.reason == "exchange_missing" and topology.declares_exchange(
+            failure.exchange
+        )
+        if queue_gone or exchange_gone:
             log.warning(
                 "ops_alert",
                 alert="broker.topology_missing",

@@ -151,6 +151,17 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float, wha
         raise AssertionError(f"not within {timeout_s} s: {what}") from None
 
 
+@asynccontextmanager
+async def other_connection() -> AsyncIterator[AmqpConnection]:
+    """A broker connection of its own, as another gateway process or an operator has."""
+    other = AmqpConnection(AMQP_URL, name="test-other-process")
+    await other.connect()
+    try:
+        yield other
+    finally:
+        await other.close()
+
+
 async def restore_as_another_process(
     settings: Settings, declare: Callable[[AbstractChannel], Awaitable[object]]
 ) -> None:
@@ -158,14 +169,10 @@ async def restore_as_another_process(
     ``declare`` it again on a connection of its own, then announce it on the control
     exchange."""
     topo = topology(settings)
-    other = AmqpConnection(AMQP_URL, name="test-other-process")
-    await other.connect()
-    try:
+    async with other_connection() as other:
         async with other.connection.channel() as channel:
             await declare(channel)
         await announce_restored(Publisher(other, topo), topo)
-    finally:
-        await other.close()
 
 
 def settings_for_test(tmp_path: Path, **overrides: Any) -> Settings:

@@ -42,6 +42,7 @@ from gateway_support import (
     RunningGateway,
     delete_namespace,
     eventually,
+    other_connection,
     queues_on_broker,
     restore_as_another_process,
     running_gateway,
@@ -630,6 +631,25 @@ async def test_112s_queue_deleted_on_the_broker_is_back_with_the_next_report(
             await gw.wait_for_sim(2, timeout_s=20)
     alerts = [e for e in logs if e["event"] == "ops_alert"]
     assert [(a["alert"], a["routing_key"]) for a in alerts] == [("broker.topology_missing", "c112")]
+
+
+async def test_the_exchange_of_112_deleted_on_the_broker_is_back_with_the_next_report(
+    tmp_path: Path,
+) -> None:
+    async with running_gateway(tmp_path, topology_check_s=3600) as gw:
+        status, _ = await gw.post_report(unique_report())
+        assert status == 202
+        await gw.wait_for_sim(1, timeout_s=5)
+        deliver = topology(gw.settings).deliver_exchange
+        async with other_connection() as operator, operator.connection.channel() as channel:
+            await channel.exchange_delete(deliver)
+
+        with capture_logs() as logs:
+            status, _ = await gw.post_report(unique_report())
+            assert status == 202
+            await gw.wait_for_sim(2, timeout_s=20)
+    alerts = [e for e in logs if e["event"] == "ops_alert"]
+    assert [(a["alert"], a["exchange"]) for a in alerts] == [("broker.topology_missing", deliver)]
 
 
 async def test_a_worker_consumes_again_when_another_process_restored_its_queue(

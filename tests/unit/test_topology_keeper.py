@@ -38,6 +38,14 @@ def test_binds_knows_the_routes_of_its_own_queues(
     assert TOPOLOGY.binds(exchange, routing_key) is bound
 
 
+@pytest.mark.parametrize(
+    ("exchange", "declared"),
+    [("ns.deliver", True), ("ns.retry", True), ("ns.events", True), ("ns.partner", False)],
+)
+def test_it_knows_its_own_exchanges(exchange: str, declared: bool) -> None:
+    assert TOPOLOGY.declares_exchange(exchange) is declared
+
+
 class Declares:
     """The broker's side: each declare answers the consumer counts it is given."""
 
@@ -144,3 +152,23 @@ async def test_every_check_interval_it_declares_and_restarts_a_consumer_the_brok
     assert consumers[0].restarts >= 3, "c112's queue has no consumer: ours is gone"
     assert consumers[1].restarts == 0, "not meant to consume (its breaker is open, say)"
     assert consumers[2].restarts == 0
+
+
+async def test_a_publish_to_an_exchange_of_ours_the_broker_lacks_declares_again() -> None:
+    counts = {C112: 1, FAILOVER: 1, PARKING: 1}
+    async with running_keeper(counts, check_s=3600) as (keeper, declares, consumers):
+        await _next_declare(declares)
+        with capture_logs() as logs:
+            keeper.publish_failed(PublishFailed("exchange_missing", "ns.partner", "polres"))
+            await asyncio.sleep(0.1)
+            assert declares.count == 1, "the partner exchange is the partner router's"
+
+            keeper.publish_failed(PublishFailed("exchange_missing", "ns.deliver", "c112"))
+            await _next_declare(declares)
+            await asyncio.sleep(0.1)
+        assert declares.announced == 1
+        assert [c.restarts for c in consumers] == [1, 0, 1]
+        alerts = [e for e in logs if e["event"] == "ops_alert"]
+        assert [(a["alert"], a["exchange"]) for a in alerts] == [
+            ("broker.topology_missing", "ns.deliver")
+        ]
