@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -110,20 +111,30 @@ def test_tokens_are_kept_only_as_digests() -> None:
     assert table.role_of("") is None
 
 
-@pytest.mark.parametrize("route", ROLE_ROUTES, ids=lambda r: f"{r.method} {r.path}")
-async def test_the_real_app_refuses_no_token_and_another_roles_token(
-    tmp_path: Path, route: Route
-) -> None:
+@asynccontextmanager
+async def real_app(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
+    """The gateway with a token for every role, once its broker topology is up."""
     settings = settings_for_test(
         tmp_path, **{f"{role.value}_token": token for role, token in TOKENS.items()}
     )
     app = build_app(settings)
     client = TestClient(TestServer(app))
     await client.start_server()
-    path = route.path.replace("{", "").replace("}", "")
     try:
         async with asyncio.timeout(15):
             await app[RUNTIME].broker_up.wait()
+        yield client
+    finally:
+        await client.close()
+        await delete_namespace(settings)
+
+
+@pytest.mark.parametrize("route", ROLE_ROUTES, ids=lambda r: f"{r.method} {r.path}")
+async def test_the_real_app_refuses_no_token_and_another_roles_token(
+    tmp_path: Path, route: Route
+) -> None:
+    path = route.path.replace("{", "").replace("}", "")
+    async with real_app(tmp_path) as client:
         anonymous = await client.request(route.method, path)
         assert anonymous.status == 401
         assert anonymous.content_type == PROBLEM_MEDIA_TYPE
@@ -132,21 +143,10 @@ async def test_the_real_app_refuses_no_token_and_another_roles_token(
         wrong = await client.request(route.method, path, headers=headers)
         assert wrong.status == 403
         assert wrong.content_type == PROBLEM_MEDIA_TYPE
-    finally:
-        await client.close()
-        await delete_namespace(settings)
 
 
 async def test_head_answers_as_get_does_without_a_body(tmp_path: Path) -> None:
-    settings = settings_for_test(
-        tmp_path, **{f"{role.value}_token": token for role, token in TOKENS.items()}
-    )
-    app = build_app(settings)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        async with asyncio.timeout(15):
-            await app[RUNTIME].broker_up.wait()
+    async with real_app(tmp_path) as client:
         for route in (r for r in ROUTES if r.method == "GET"):
             path = route.path.replace("{name}", "ops.js").replace("{", "").replace("}", "")
             headers = {"Authorization": f"Bearer {TOKENS[min(route.roles)]}"} if route.roles else {}
@@ -160,6 +160,3 @@ async def test_head_answers_as_get_does_without_a_body(tmp_path: Path) -> None:
                 continue
             got = await client.get(path, headers=headers)
             assert (head.status, head.content_type) == (got.status, got.content_type), path
-    finally:
-        await client.close()
-        await delete_namespace(settings)

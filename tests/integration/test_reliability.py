@@ -616,19 +616,22 @@ def _lock_database(path: Path) -> Any:
 # a queue deleted on the broker (by hand, or lost with a node) is declared again
 
 
+async def report_delivered(gw: RunningGateway, nth: int) -> None:
+    """Post a report; wait until 112 has had ``nth`` messages."""
+    status, _ = await gw.post_report(unique_report())
+    assert status == 202
+    await gw.wait_for_sim(nth, timeout_s=20)
+
+
 async def test_112s_queue_deleted_on_the_broker_is_back_with_the_next_report(
     tmp_path: Path,
 ) -> None:
     async with running_gateway(tmp_path, topology_check_s=3600) as gw:
-        status, _ = await gw.post_report(unique_report())
-        assert status == 202
-        await gw.wait_for_sim(1, timeout_s=5)
+        await report_delivered(gw, 1)
         await rabbitmqctl("delete_queue", topology(gw.settings).deliver_queue("c112"))
 
         with capture_logs() as logs:
-            status, _ = await gw.post_report(unique_report())
-            assert status == 202
-            await gw.wait_for_sim(2, timeout_s=20)
+            await report_delivered(gw, 2)
     alerts = [e for e in logs if e["event"] == "ops_alert"]
     assert [(a["alert"], a["routing_key"]) for a in alerts] == [("broker.topology_missing", "c112")]
 
@@ -637,17 +640,13 @@ async def test_the_exchange_of_112_deleted_on_the_broker_is_back_with_the_next_r
     tmp_path: Path,
 ) -> None:
     async with running_gateway(tmp_path, topology_check_s=3600) as gw:
-        status, _ = await gw.post_report(unique_report())
-        assert status == 202
-        await gw.wait_for_sim(1, timeout_s=5)
+        await report_delivered(gw, 1)
         deliver = topology(gw.settings).deliver_exchange
         async with other_connection() as operator, operator.connection.channel() as channel:
             await channel.exchange_delete(deliver)
 
         with capture_logs() as logs:
-            status, _ = await gw.post_report(unique_report())
-            assert status == 202
-            await gw.wait_for_sim(2, timeout_s=20)
+            await report_delivered(gw, 2)
     alerts = [e for e in logs if e["event"] == "ops_alert"]
     assert [(a["alert"], a["exchange"]) for a in alerts] == [("broker.topology_missing", deliver)]
 
@@ -658,17 +657,13 @@ async def test_a_worker_consumes_again_when_another_process_restored_its_queue(
     """No publish of this process meets the missing queue: only the other process's
     notice tells it (aio-pika's own recovery leaves its consumer deaf)."""
     async with running_gateway(tmp_path, topology_check_s=3600) as gw:
-        status, _ = await gw.post_report(unique_report())
-        assert status == 202
-        await gw.wait_for_sim(1, timeout_s=5)
+        await report_delivered(gw, 1)
         topo = topology(gw.settings)
         await rabbitmqctl("delete_queue", topo.deliver_queue("c112"))
         await restore_as_another_process(gw.settings, lambda channel: declare(channel, topo))
 
         with capture_logs() as logs:
-            status, _ = await gw.post_report(unique_report())
-            assert status == 202
-            await gw.wait_for_sim(2, timeout_s=20)
+            await report_delivered(gw, 2)
     assert not [e for e in logs if e["event"] == "ops_alert"], "no publish came back"
 
 
