@@ -42,15 +42,24 @@ class Settings(BaseSettings):
         None,
         description="whsec_ secret(s) Si Lacak Perak signs with; space-separated for rotation.",
     )
-    ops_token: SecretStr | None = Field(None, description="Bearer token of the ops role.")
+    ops_token: SecretStr | None = Field(
+        None, description="Bearer token of the ops role; space-separated for rotation."
+    )
     satgas_token: SecretStr | None = Field(
-        None, description="Bearer token of the Satgas PPA role (SOP steps)."
+        None,
+        description=(
+            "Bearer token of the Satgas PPA role (SOP steps); space-separated for rotation."
+        ),
     )
     head_token: SecretStr | None = Field(
-        None, description="Bearer token of the Kepala UPTD PPA role (SOP steps)."
+        None,
+        description=(
+            "Bearer token of the Kepala UPTD PPA role (SOP steps); space-separated for rotation."
+        ),
     )
     admin_token: SecretStr | None = Field(
-        None, description="Bearer token of the admin role (subscriptions)."
+        None,
+        description="Bearer token of the admin role (subscriptions); space-separated for rotation.",
     )
     sender_id: str = Field(
         "id.go.tangerangkota.dp3ap2kb.uptd-ppa", description="sender_id of every envelope."

@@ -13,6 +13,7 @@ from aiohttp.typedefs import Middleware
 
 from gateway.access import ApiRole
 from gateway.adapters.problems import problem_response
+from gateway.signing import split_secrets
 
 ROLE = web.RequestKey("role", ApiRole)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -23,10 +24,21 @@ def _digest(token: str) -> bytes:
 
 
 class TokenTable:
-    """Tokens kept only as SHA-256 digests; lookups compare every digest."""
+    """Tokens kept only as SHA-256 digests; lookups compare every digest.
+
+    Each role's setting may hold several tokens, space- or comma-separated, so that a
+    token can be replaced without a moment when neither works; no token may be two
+    roles'.
+    """
 
     def __init__(self, tokens: Mapping[ApiRole, str]) -> None:
-        self._digests = [(role, _digest(token)) for role, token in tokens.items() if token]
+        owners: dict[bytes, ApiRole] = {}
+        for role, setting in tokens.items():
+            for token in split_secrets(setting):
+                owner = owners.setdefault(_digest(token), role)
+                if owner is not role:
+                    raise ValueError(f"a token is both {owner.value}'s and {role.value}'s")
+        self._digests = [(role, digest) for digest, role in owners.items()]
 
     def role_of(self, token: str) -> ApiRole | None:
         offered = _digest(token)

@@ -104,6 +104,21 @@ async def test_401_without_a_known_token_403_for_another_role(
         assert "head" in problem["detail"]
 
 
+def test_a_role_may_have_a_new_token_beside_the_old_one() -> None:
+    old, new = TOKENS[ApiRole.OPS], "the-new-ops-token-0123456789"
+    table = TokenTable({ApiRole.OPS: f"{new} {old}", ApiRole.HEAD: TOKENS[ApiRole.HEAD]})
+    assert table.role_of(old) is ApiRole.OPS
+    assert table.role_of(new) is ApiRole.OPS
+    assert table.role_of(f"{new} {old}") is None
+    assert TokenTable({ApiRole.OPS: f"{new},{old}"}).role_of(old) is ApiRole.OPS
+
+
+def test_one_token_for_two_roles_is_refused() -> None:
+    shared = TOKENS[ApiRole.OPS]
+    with pytest.raises(ValueError, match="both ops's and admin's"):
+        TokenTable({ApiRole.OPS: shared, ApiRole.ADMIN: f"{TOKENS[ApiRole.ADMIN]} {shared}"})
+
+
 def test_tokens_are_kept_only_as_digests() -> None:
     table = TokenTable(TOKENS)
     assert all(token not in repr(vars(table)) for token in TOKENS.values())
