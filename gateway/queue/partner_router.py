@@ -415,7 +415,7 @@ class PartnerRouter:
                 exchange, key, persistent_message(body, envelope.distribution_id, headers)
             )
         except PublishFailed as exc:
-            if exc.reason not in ("unroutable", "exchange_missing"):
+            if exc.reason != "unroutable":
                 raise
             if await self._subscriptions.subscription(subscription.subscription_id) is None:
                 return  # deleted while the event was on its way

@@ -14,7 +14,6 @@ from aio_pika.abc import AbstractChannel
 from gateway_support import (
     RunningGateway,
     eventually,
-    other_connection,
     restore_as_another_process,
     running_gateway,
 )
@@ -246,30 +245,6 @@ async def test_a_subscriptions_queue_deleted_on_the_broker_is_declared_again(
     assert [(a["alert"], a["subscription_id"]) for a in alerts] == [
         ("broker.partner_queue_missing", created["subscription_id"])
     ]
-
-
-async def test_the_partner_exchange_deleted_on_the_broker_is_declared_again(
-    gw: RunningGateway,
-) -> None:
-    created = await subscribe(
-        gw, agency_id="polres-metro", role="police", patterns=["case.#"], delivery={"mode": "amqp"}
-    )
-    queue = created["delivery"]["queue"]
-    async with other_connection() as operator, operator.connection.channel() as channel:
-        await channel.exchange_delete(PartnerTopology(topology(gw.settings)).exchange)
-
-    with capture_logs() as logs:
-        case_ids = {await post(gw, name) for name in (PINANG_HIGH, CIPONDOH_HIGH)}
-
-        async def arrived() -> bool:
-            return await queue_depth(queue) == len(case_ids)
-
-        await eventually(arrived, 15.0, "the events after the deletion reach the agency's queue")
-    # The broker closes the publish channel; the broker client may then lose the whole
-    # connection for a moment, the first restore with it: the redelivered event raises
-    # the alert again, and its restore holds.
-    alerts = {(e["alert"], e["subscription_id"]) for e in logs if e["event"] == "ops_alert"}
-    assert alerts == {("broker.partner_queue_missing", created["subscription_id"])}
 
 
 async def test_a_webhook_worker_consumes_again_when_another_process_restored_its_queue(
