@@ -47,6 +47,7 @@ from gateway.queue.publisher import (
     PublishFailed,
     persistent_message,
 )
+from gateway.queue.queue_depths import QueueDepths
 from gateway.queue.topology import (
     Topology,
     declare_recipient,
@@ -254,13 +255,8 @@ class BrokerPartnerChannels:
         queue is gone from the broker (deleted by hand, lost with a node); answers whether
         it was gone. Events published meanwhile reached no partner."""
         topo = self._topology
-        async with self._connection.connection.channel(publisher_confirms=False) as channel:
-            try:
-                await channel.declare_queue(topo.router_queue, passive=True)
-            except aiormq.exceptions.ChannelNotFoundEntity:
-                pass  # the broker closed this channel
-            else:
-                return False
+        if topo.router_queue in await QueueDepths(self._connection).depths([topo.router_queue]):
+            return False
         log.warning("ops_alert", alert="broker.partner_router_queue_missing")
         async with self._connection.connection.channel(publisher_confirms=False) as channel:
             await declare_partner_base(channel, topo)
