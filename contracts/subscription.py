@@ -42,8 +42,13 @@ class DeliveryMode(StrEnum):
 
 
 class SubscriptionStatus(StrEnum):
+    """``active`` delivers; ``paused`` by an admin, or ``gone`` because the partner's
+    endpoint answered 410 Gone, delivers nothing while its queue keeps filling, until
+    resumed."""
+
     ACTIVE = "active"
     PAUSED = "paused"
+    GONE = "gone"
 
 
 class _Contract(BaseModel):

@@ -9,7 +9,7 @@ import secrets
 import signal
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -74,6 +74,8 @@ log = structlog.get_logger(__name__)
 
 BROKER_RETRY_FIRST_S = 0.5
 BROKER_RETRY_MAX_S = 10.0
+# What a subscription's worker awaits after its partner answered 410 Gone.
+OnGone = Callable[[], Awaitable[None]]
 
 
 def utc_now() -> datetime:
@@ -360,7 +362,9 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
     session = aiohttp.ClientSession()
     pusher = HttpPusher(session, timeout_s=settings.push_timeout_s)
 
-    def make_worker(endpoint: RecipientEndpoint, worker_topo: Topology) -> DeliveryWorker:
+    def make_worker(
+        endpoint: RecipientEndpoint, worker_topo: Topology, on_gone: OnGone | None = None
+    ) -> DeliveryWorker:
         return DeliveryWorker(
             amqp,
             publisher,
@@ -378,6 +382,7 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
             ),
             concurrency=settings.delivery_concurrency,
             observer=metrics,
+            on_gone=on_gone,
         )
 
     if runtime.role.delivers:
@@ -511,6 +516,19 @@ class Partners:
                 log.warning("subscriptions.sync_failed", error_class=type(exc).__name__)
 
 
+async def mark_gone(service: SubscriptionService, subscription_id: str) -> None:
+    """Store the subscription as gone; its worker here has stopped already."""
+    try:
+        await service.gone(subscription_id)
+    except Exception as exc:  # noqa: BLE001 - the worker stays stopped; ops must know
+        log.error(
+            "ops_alert",
+            alert="delivery.subscription_gone_not_stored",
+            recipient=subscription_id,
+            error_class=type(exc).__name__,
+        )
+
+
 def partners(
     settings: Settings,
     runtime: Runtime,
@@ -518,14 +536,21 @@ def partners(
     publisher: Publisher,
     topo: Topology,
     store: SqlStore,
-    make_worker: Callable[[RecipientEndpoint, Topology], DeliveryWorker],
+    make_worker: Callable[[RecipientEndpoint, Topology, OnGone], DeliveryWorker],
 ) -> Partners:
     partner_topo = PartnerTopology(topo)
     router = PartnerRouter(amqp, publisher, partner_topo, store, store.get_case)
+
+    def partner_worker(endpoint: RecipientEndpoint, worker_topo: Topology) -> DeliveryWorker:
+        async def gone() -> None:
+            await mark_gone(service, endpoint.recipient_id)
+
+        return make_worker(endpoint, worker_topo, gone)
+
     channels = BrokerPartnerChannels(
         amqp,
         partner_topo,
-        make_worker,
+        partner_worker,
         router,
         announce_restored=lambda: announce_restored(publisher, topo),
         deliver=runtime.role.delivers,

@@ -178,9 +178,15 @@ class SubscriptionStore(Protocol):
     async def subscription(self, subscription_id: str) -> Subscription | None: ...
 
     async def set_subscription_status(
-        self, subscription_id: str, status: SubscriptionStatus, at: datetime
+        self,
+        subscription_id: str,
+        status: SubscriptionStatus,
+        at: datetime,
+        *,
+        only_from: SubscriptionStatus | None = None,
     ) -> Subscription | None:
-        """Answers the subscription as changed, ``None`` when there is no such one."""
+        """Answers the subscription as it is now, ``None`` when there is no such one; with
+        ``only_from``, changes it only if that is its status."""
         ...
 
     async def remove_subscription(self, subscription_id: str) -> bool: ...

@@ -1,4 +1,5 @@
-"""The subscriptions service: create, list, pause, resume and delete partner subscriptions.
+"""The subscriptions service: create, list, pause, resume and delete partner subscriptions,
+and mark one gone when its partner answers 410.
 
 It talks to the store and the broker only through the ``SubscriptionStore`` and
 ``PartnerChannels`` ports. A subscription's queue is declared before the subscription
@@ -111,8 +112,20 @@ class SubscriptionService:
         await self.channels.pause(changed)
         return changed
 
+    async def gone(self, subscription_id: str) -> Subscription | None:
+        """The partner's endpoint answered 410 Gone: stop delivering in every process
+        (each stops its worker at its next sync) until an admin resumes it. A
+        subscription paused or deleted meanwhile is left as it is; answers it as it is
+        now, ``None`` when deleted."""
+        return await self.store.set_subscription_status(
+            subscription_id,
+            SubscriptionStatus.GONE,
+            self.clock(),
+            only_from=SubscriptionStatus.ACTIVE,
+        )
+
     async def resume(self, subscription_id: str) -> Subscription:
-        """Deliver again, starting with everything that queued while paused."""
+        """Deliver again, starting with everything that queued while paused or gone."""
         subscription = await self.get(subscription_id)
         if subscription.active:
             return subscription

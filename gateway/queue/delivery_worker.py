@@ -7,8 +7,9 @@ is honoured), each one a row in the delivery log. Then, by verdict:
 - retry → a copy goes to the retry ladder (``{ns}.retry``, key ``retry.<D>s.<R>``,
   ``x-attempt`` + 1), which dead-letters it back to this queue after D s; ack once
   the broker confirmed the copy;
-- park / gone → a copy with the reason goes to the parking queue; ack. A 410 also
-  stops consuming: the queue keeps filling, nothing is lost.
+- park / gone → a copy with the reason goes to the parking queue; ack. A 410 from a
+  subscription's endpoint also stops consuming (the queue keeps filling, nothing is
+  lost) and has the subscription marked gone; from 112, it parks as any other 4xx.
 
 A handler crash (a bug, a poison message) nacks with requeue; the queue's delivery
 limit then dead-letters the message to the parking queue.
@@ -169,7 +170,11 @@ class DeliveryWorker:
         concurrency: int = 8,
         drain_window_s: float = DRAIN_WINDOW_S,
         observer: DeliveryObserver | None = None,
+        on_gone: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """``on_gone``, given for a subscription, is awaited after a 410 stopped this
+        worker; without it a 410 parks the message as any other 4xx and the worker goes
+        on."""
         if endpoint.recipient_id not in topology.recipients:
             raise ValueError(f"no delivery queue for recipient {endpoint.recipient_id!r}")
         self._connection = connection
@@ -195,6 +200,7 @@ class DeliveryWorker:
         self._gate = _DeadlineGate(concurrency)
         self._drain_window_s = drain_window_s
         self._observer = observer
+        self._on_gone = on_gone
 
     @property
     def recipient(self) -> str:
@@ -321,15 +327,17 @@ class DeliveryWorker:
                 await self._send_to_retry(delivery, last, step)
                 next_try_at = now + timedelta(seconds=step)
                 await self._record(delivery, last, AttemptOutcome.RETRY, next_try_at=next_try_at)
-            case Park(reason=reason):
-                await self._send_to_parking(delivery, last, reason)
-                await self._record(delivery, last, AttemptOutcome.PARKED, reason=reason)
-            case Gone(reason=reason):
+            case Gone(reason=reason) if self._on_gone is not None:
                 await self._send_to_parking(delivery, last, reason)
                 await self._record(delivery, last, AttemptOutcome.GONE, reason=reason)
+            case Park(reason=reason) | Gone(reason=reason):
+                # a 410 stops a subscription; a recipient that is none parks it as any 4xx
+                await self._send_to_parking(delivery, last, reason)
+                await self._record(delivery, last, AttemptOutcome.PARKED, reason=reason)
         await message.ack()
-        if isinstance(last.verdict, Gone):
+        if isinstance(last.verdict, Gone) and self._on_gone is not None:
             await self._pause(last.verdict.reason)
+            await self._on_gone()
 
     async def _push_with_quick_retries(self, delivery: _Delivery) -> _Try:
         numbers = iter(range(delivery.tries + 1, delivery.tries + self._quick.attempts + 1))
@@ -442,6 +450,8 @@ class DeliveryWorker:
                 probe = await consumer.queue.get(no_ack=False, fail=False)
                 if probe is not None:
                     await self.handle(probe)
+                    if self.gone_reason is not None:
+                        return
                     breaker = self.breaker
                     if breaker is not None and breaker.state is not BreakerState.CLOSED:
                         # no push made (deferred for order): take the next one at once
@@ -568,12 +578,12 @@ class DeliveryWorker:
         )
 
     async def _pause(self, reason: str) -> None:
+        self.gone_reason = reason
+        log.warning("ops_alert", alert="delivery.subscription_gone", recipient=self.recipient)
         consumer = self._consumer
         if consumer is None or consumer.tag is None:
-            return
+            return  # not consuming (a probe of the circuit breaker): the probes stop too
         self._consumer = replace(consumer, tag=None)
-        self.gone_reason = reason
-        log.warning("delivery.subscription_gone", recipient=self.recipient)
         await _quietly(consumer.queue.cancel(consumer.tag))
 
 

@@ -559,6 +559,94 @@ async def test_two_gateway_processes_agree_on_pause_and_resume(tmp_path: Path) -
             await delete_partners(first)
 
 
+async def test_a_partner_answering_410_stops_its_subscription_in_every_process_until_resumed(
+    tmp_path: Path,
+) -> None:
+    shared: dict[str, Any] = {
+        "admin_token": ADMIN_TOKEN,
+        "namespace": f"t{uuid.uuid4().hex[:10]}",
+        "database_url": f"sqlite:///{tmp_path / 'shared.sqlite3'}",
+        "subscription_sync_s": SYNC_S,
+        "push_attempts": 1,
+    }
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    async with (
+        running_gateway(tmp_path / "a", **shared) as first,
+        running_gateway(tmp_path / "b", **shared) as second,
+        partner() as receiver,
+    ):
+        try:
+            created = await subscribe(
+                first,
+                agency_id="lbh-apik",
+                role="social",
+                patterns=["case.#"],
+                delivery={"mode": "webhook", "url": receiver.url, "secret": receiver.secret},
+            )
+            one = f"/v1/subscriptions/{created['subscription_id']}"
+
+            def workers() -> list[bool]:
+                found = []
+                for gateway in (first, second):
+                    partners = gateway.client.app[RUNTIME].partners
+                    assert partners is not None
+                    found.append(partners.channels.worker(created["subscription_id"]) is not None)
+                return found
+
+            async def both_deliver() -> bool:
+                return workers() == [True, True]
+
+            await eventually(both_deliver, IN_STEP_S, "the second process delivers it too")
+            await receiver.set_mode(mode="fail", status=410)
+            with capture_logs() as logs:
+                await post(first, PINANG_HIGH)
+
+                async def gone() -> bool:
+                    found = await admin(second, "GET", one)
+                    return bool(found["status"] == "gone") and workers() == [False, False]
+
+                await eventually(gone, IN_STEP_S, "the subscription gone in both processes")
+            assert any(
+                log["event"] == "ops_alert" and log.get("alert") == "delivery.subscription_gone"
+                for log in logs
+            )
+            listed = await admin(first, "GET", "/v1/subscriptions")
+            assert [s["status"] for s in listed["subscriptions"]] == ["gone"]
+            assert (await admin(first, "POST", one + "/pause"))["status"] == "gone"
+
+            await receiver.set_mode(mode="ok")
+            answered_410 = len(await receiver.messages())
+            later = await post(second, CIPONDOH_HIGH)
+
+            async def queued() -> bool:
+                return await queue_depth(created["delivery"]["queue"]) == 1
+
+            await eventually(queued, 10.0, "the gone subscription's queue keeps the event")
+            await asyncio.sleep(0.5)
+            assert len(await receiver.messages()) == answered_410
+
+            resumed = await admin(second, "POST", one + "/resume")
+            assert resumed["status"] == "active"
+
+            async def delivered() -> bool:
+                return later in {body["case_id"] for body in await receiver.accepted()}
+
+            await eventually(delivered, 15.0, "what queued while gone is delivered on resume")
+            store = await first.store()
+            try:
+                changes = [
+                    (row.actor_role, json.loads(row.details)["status"])
+                    for row in await store.audit_rows()
+                    if row.action == "subscription.status"
+                ]
+            finally:
+                await store.close()
+            assert changes == [("system", "gone"), ("admin", "active")]
+        finally:
+            await delete_partners(first)
+
+
 async def test_a_sync_round_from_a_stale_snapshot_cannot_undo_a_pause(gw: RunningGateway) -> None:
     async with partner() as receiver:
         created = await subscribe(

@@ -106,6 +106,7 @@ async def rig(
         ladder: tuple[int, ...] = (1,),
         delivery_limit: int = 5,
         pusher: Pusher | None = None,
+        on_gone: Callable[[], Awaitable[None]] | None = None,
     ) -> Rig:
         topology = await broker.topology(ladder=ladder, delivery_limit=delivery_limit)
         recipient = Recipient(*replies)
@@ -122,6 +123,7 @@ async def rig(
             clock=utcnow,
             prefetch=10,
             quick_retry=quick,
+            on_gone=on_gone,
         )
         await worker.start()
         workers.append(worker)
@@ -289,8 +291,16 @@ async def test_a_connection_error_is_retried_like_a_5xx(
     ]
 
 
-async def test_a_410_parks_the_message_and_stops_consuming(rig: RigFactory) -> None:
-    r = await rig(Reply(410, "unsubscribed"))
+async def test_a_410_to_a_subscription_parks_the_message_stops_consuming_and_says_so(
+    rig: RigFactory,
+) -> None:
+    told: list[str | None] = []
+    r: Rig
+
+    async def gone() -> None:
+        told.append(r.worker.gone_reason)
+
+    r = await rig(Reply(410, "unsubscribed"), on_gone=gone)
 
     await r.send("msg-1")
     parked = await next_message(r.broker.connection, r.topology.parking_queue)
@@ -302,6 +312,31 @@ async def test_a_410_parks_the_message_and_stops_consuming(rig: RigFactory) -> N
     await asyncio.sleep(0.3)
     assert await message_count(r.broker.connection, r.topology.deliver_queue("c112")) == 1
     assert len(r.recipient.received) == 1
+    assert told == ["http_410: unsubscribed"]
+    assert [a.outcome for a in r.store.attempts] == [AttemptOutcome.GONE]
+
+
+async def test_a_410_from_a_recipient_that_is_no_subscription_parks_as_any_4xx(
+    rig: RigFactory,
+) -> None:
+    """112 is configured, not subscribed: one 410 (a proxy's, a maintenance page's) must
+    not stop every later report reaching it."""
+    r = await rig(Reply(410, "gone for maintenance"))
+
+    await r.send("msg-1")
+    parked = await next_message(r.broker.connection, r.topology.parking_queue)
+    await r.send("msg-2")
+
+    assert parked.headers["x-park-reason"] == "http_410: gone for maintenance"
+    received = await r.recipient.wait_for(2)
+    assert [m.headers["webhook-id"] for m in received] == ["msg-1", "msg-2"]
+    assert r.worker.consuming
+    assert r.worker.gone_reason is None
+    await r.store.wait_for_attempts(2)
+    assert [a.outcome for a in r.store.attempts] == [
+        AttemptOutcome.PARKED,
+        AttemptOutcome.DELIVERED,
+    ]
 
 
 class _Crashing:

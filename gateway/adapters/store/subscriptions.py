@@ -84,13 +84,24 @@ class SubscriptionSql(SqlBase):
         return _subscription_of(rows[0]) if rows else None
 
     async def set_subscription_status(
-        self, subscription_id: str, status: SubscriptionStatus, at: datetime
+        self,
+        subscription_id: str,
+        status: SubscriptionStatus,
+        at: datetime,
+        *,
+        only_from: SubscriptionStatus | None = None,
     ) -> Subscription | None:
         async with self._session() as conn, transaction(conn):
             changed = await run(
                 conn,
-                "UPDATE subscriptions SET status = ?, updated_at = ? WHERE subscription_id = ?",
-                (status.value, to_text(at), subscription_id),
+                "UPDATE subscriptions SET status = ?, updated_at = ? "
+                "WHERE subscription_id = ? AND status = COALESCE(?, status)",
+                (
+                    status.value,
+                    to_text(at),
+                    subscription_id,
+                    None if only_from is None else only_from.value,
+                ),
             )
             rows = await fetch(conn, _ONE, (subscription_id,))
             if changed:
@@ -98,7 +109,10 @@ class SubscriptionSql(SqlBase):
                     conn,
                     audit.AuditEntry(
                         at=at,
-                        actor=audit.Actor(ADMIN_ROLE),
+                        # only the gateway itself makes a subscription gone
+                        actor=audit.SYSTEM
+                        if status is SubscriptionStatus.GONE
+                        else audit.Actor(ADMIN_ROLE),
                         action=audit.SUBSCRIPTION_STATUS,
                         details={"subscription_id": subscription_id, "status": status.value},
                     ),

@@ -1,0 +1,102 @@
+"""Subscriptions in the store, on SQLite and PostgreSQL: a store from before the 'gone'
+status (0011) keeps its subscriptions and its one-AMQP-queue-per-agency rule, and a
+subscription is marked gone only while it is active."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from samples import sealer_for_test
+
+from contracts.envelope import RecipientRole
+from contracts.subscription import DeliveryMode, SubscriptionStatus
+from gateway.adapters.sql_db import connect
+from gateway.adapters.store import SqlStore
+from gateway.adapters.store.schema import apply_migrations, load_migrations
+from gateway.partners import Subscription
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+GONE_VERSION = 11
+SEALER = sealer_for_test()
+ACTIVE, PAUSED, GONE = (
+    SubscriptionStatus.ACTIVE,
+    SubscriptionStatus.PAUSED,
+    SubscriptionStatus.GONE,
+)
+
+
+def webhook(subscription_id: str, status: SubscriptionStatus) -> Subscription:
+    return Subscription(
+        subscription_id=subscription_id,
+        agency_id=f"agency-{subscription_id}",
+        role=RecipientRole.SOCIAL,
+        patterns=("case.#",),
+        mode=DeliveryMode.WEBHOOK,
+        status=status,
+        created_at=T0,
+        updated_at=T0,
+        url="https://partner.example/hook",
+        secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    )
+
+
+def amqp(subscription_id: str, agency_id: str) -> Subscription:
+    return Subscription(
+        subscription_id=subscription_id,
+        agency_id=agency_id,
+        role=RecipientRole.POLICE,
+        patterns=("case.created.#",),
+        mode=DeliveryMode.AMQP,
+        status=ACTIVE,
+        created_at=T0,
+        updated_at=T0,
+    )
+
+
+async def test_a_store_from_before_gone_keeps_its_subscriptions(store_url: str) -> None:
+    db = await connect(store_url)
+    try:
+        async with db.session() as conn:
+            before = [m for m in load_migrations() if m.version < GONE_VERSION]
+            await apply_migrations(conn, before, db.dialect)
+    finally:
+        await db.close()
+    old = SqlStore(await connect(store_url), SEALER)
+    kept = [webhook("sub-a", ACTIVE), webhook("sub-b", PAUSED), amqp("sub-c", "polres")]
+    try:
+        for subscription in kept:
+            await old.add_subscription(subscription)
+    finally:
+        await old.close()
+
+    store = await SqlStore.connect(store_url, sealer=SEALER)
+    try:
+        assert await store.subscriptions() == kept
+        with pytest.raises(Exception, match=r"(?i)unique"):
+            await store.add_subscription(amqp("sub-d", "polres"))
+        assert await store.subscriptions() == kept
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(
+    ("status", "after"),
+    [(ACTIVE, GONE), (PAUSED, PAUSED), (GONE, GONE)],
+)
+async def test_only_an_active_subscription_becomes_gone(
+    store_url: str, status: SubscriptionStatus, after: SubscriptionStatus
+) -> None:
+    store = await SqlStore.connect(store_url, sealer=SEALER)
+    try:
+        await store.add_subscription(webhook("sub-a", status))
+        at = T0 + timedelta(minutes=1)
+
+        changed = await store.set_subscription_status("sub-a", GONE, at, only_from=ACTIVE)
+
+        assert changed is not None
+        assert changed.status is after
+        assert await store.subscription("sub-a") == changed
+        assert await store.set_subscription_status("sub-x", GONE, at, only_from=ACTIVE) is None
+    finally:
+        await store.close()
