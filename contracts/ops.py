@@ -5,6 +5,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.subscription import SubscriptionStatus
+
 
 class DeliveryLogEntry(BaseModel):
     """One delivery attempt."""
@@ -68,6 +70,11 @@ class RecipientState(BaseModel):
     )
     circuit: CircuitState | None = Field(
         description="Its circuit breaker in this process; null when nothing delivers it here."
+    )
+    subscription_status: SubscriptionStatus | None = Field(
+        None,
+        description="A webhook subscription's status: paused by an admin, or gone when "
+        "its partner answered 410 (resume it to deliver again); null for 112.",
     )
     queue: str
     queued: int | None = Field(

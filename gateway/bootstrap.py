@@ -610,6 +610,7 @@ async def live_recipients(runtime: Runtime, store: SqlStore, topo: Topology) -> 
                 queue=topo.deliver_queue(subscription.subscription_id),
                 circuit=None if worker is None else worker.circuit_state,
                 agency_id=subscription.agency_id,
+                subscription_status=subscription.status,
             )
         )
     return found

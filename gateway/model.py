@@ -8,6 +8,7 @@ from enum import StrEnum
 from contracts.case import Case
 from contracts.ops import AtRiskKind, RecipientKind
 from contracts.problem import FieldError
+from contracts.subscription import SubscriptionStatus
 from gateway.circuit_breaker import BreakerState
 
 
@@ -253,6 +254,7 @@ class RecipientLive:
     queue: str
     circuit: BreakerState | None
     agency_id: str | None = None
+    subscription_status: SubscriptionStatus | None = None
 
 
 @dataclass(frozen=True, slots=True)

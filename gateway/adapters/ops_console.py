@@ -273,6 +273,7 @@ async def get_recipients(request: web.Request) -> web.Response:
                 agency_id=live.agency_id,
                 delivering=live.circuit is not None,
                 circuit=None if live.circuit is None else CircuitState(live.circuit.value),
+                subscription_status=live.subscription_status,
                 queue=live.queue,
                 queued=None if depths is None else depths.get(live.queue),
                 waiting=seen.waiting,

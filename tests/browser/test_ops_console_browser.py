@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from gateway_support import RunningGateway, running_gateway
+from gateway_support import RunningGateway, eventually, running_gateway
+from partner_support import ADMIN_TOKEN, admin, delete_partners, partner, subscribe
 from samples import fixture_json, personal_strings
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
@@ -181,6 +182,54 @@ def _scenario(driver: WebDriver, gw: RunningGateway, on_loop: Any) -> None:
     driver.find_element(By.ID, "lang-en").click()
     assert driver.find_element(By.CSS_SELECTOR, "#recipients-panel h2").text == "Recipients"
     driver.get("about:blank")  # closes the live stream before the gateway stops
+
+
+async def test_a_subscription_whose_partner_answered_410_shows_as_stopped(
+    browser: WebDriver, tmp_path: Path
+) -> None:
+    async with (
+        running_gateway(
+            tmp_path, ops_token=OPS_TOKEN, admin_token=ADMIN_TOKEN, push_attempts=1
+        ) as gw,
+        partner() as receiver,
+    ):
+        try:
+            created = await subscribe(
+                gw,
+                agency_id="lbh-apik",
+                role="social",
+                patterns=["case.#"],
+                delivery={"mode": "webhook", "url": receiver.url, "secret": receiver.secret},
+            )
+            one = f"/v1/subscriptions/{created['subscription_id']}"
+            await receiver.set_mode(mode="fail", status=410)
+            status, _ = await gw.post_report(_report("SLP-BROWSER-GONE"))
+            assert status == 202
+
+            async def gone() -> bool:
+                return bool((await admin(gw, "GET", one))["status"] == "gone")
+
+            await eventually(gone, WAIT_S, "the subscription gone after its partner's 410")
+            await asyncio.to_thread(_shows_stopped, browser, gw, created["subscription_id"])
+        finally:
+            await delete_partners(gw)
+
+
+def _shows_stopped(driver: WebDriver, gw: RunningGateway, subscription_id: str) -> None:
+    _log_in(driver, gw)
+    row = f'#recipient-rows tr[data-recipient="{subscription_id}"]'
+    _wait(driver).until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, row), "410"))
+    shown = driver.find_element(By.CSS_SELECTOR, row)
+    assert "circuit-gone" in (shown.get_attribute("class") or "")
+    driver.find_element(By.ID, "lang-en").click()
+    _wait(driver).until(
+        ec.text_to_be_present_in_element(
+            (By.CSS_SELECTOR, f"{row} td.circuit"), "stopped: the partner answered 410"
+        )
+    )
+    assert driver.find_element(By.ID, "live-state").text == "● live"
+    _shot(driver, "ops-console-subscription-gone")
+    driver.get("about:blank")
 
 
 async def test_a_burst_of_deliveries_asks_for_the_panels_about_once_a_second(

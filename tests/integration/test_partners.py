@@ -568,6 +568,7 @@ async def test_a_partner_answering_410_stops_its_subscription_in_every_process_u
         "database_url": f"sqlite:///{tmp_path / 'shared.sqlite3'}",
         "subscription_sync_s": SYNC_S,
         "push_attempts": 1,
+        "ops_token": OPS_TOKEN,
     }
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -613,6 +614,15 @@ async def test_a_partner_answering_410_stops_its_subscription_in_every_process_u
             )
             listed = await admin(first, "GET", "/v1/subscriptions")
             assert [s["status"] for s in listed["subscriptions"]] == ["gone"]
+            panel = await second.client.get(
+                "/v1/ops/recipients", headers={"Authorization": f"Bearer {OPS_TOKEN}"}
+            )
+            [shown] = [
+                r
+                for r in (await panel.json())["recipients"]
+                if r["recipient"] == created["subscription_id"]
+            ]
+            assert (shown["subscription_status"], shown["delivering"]) == ("gone", False)
             assert (await admin(first, "POST", one + "/pause"))["status"] == "gone"
 
             await receiver.set_mode(mode="ok")

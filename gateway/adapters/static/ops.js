@@ -12,6 +12,7 @@ const TEXT = {
     recipients: "Penerima", circuit: "Sirkuit", queued: "Antrean", waiting: "Belum selesai",
     oldest: "Tertua menunggu", delivered_hour: "Terkirim (1 jam)", failed_hour: "Gagal (1 jam)",
     closed: "tertutup", open: "terbuka", half_open: "setengah terbuka", not_here: "tidak dikirim di sini",
+    sub_paused: "dijeda", sub_gone: "berhenti: mitra menjawab 410",
     shared: "Antrean bersama", at_risk: "Berisiko (lewat 80 % tenggat)", left: "Sisa waktu",
     kecamatan: "Kecamatan", what: "Langkah / penerima", deadline: "Tenggat",
     nothing_at_risk: "Tidak ada yang berisiko.", missed: "terlewat", step: "Langkah",
@@ -36,6 +37,7 @@ const TEXT = {
     recipients: "Recipients", circuit: "Circuit", queued: "Queued", waiting: "Not settled",
     oldest: "Oldest waiting", delivered_hour: "Delivered (1 h)", failed_hour: "Failed (1 h)",
     closed: "closed", open: "open", half_open: "half-open", not_here: "not delivered here",
+    sub_paused: "paused", sub_gone: "stopped: the partner answered 410",
     shared: "Shared queues", at_risk: "At risk (past 80 % of the deadline)", left: "Time left",
     kecamatan: "Kecamatan", what: "Step / recipient", deadline: "Deadline",
     nothing_at_risk: "Nothing at risk.", missed: "missed", step: "Step",
@@ -70,6 +72,12 @@ function applyLanguage() {
   $("lang-id").setAttribute("aria-pressed", String(lang === "id"));
   $("lang-en").setAttribute("aria-pressed", String(lang === "en"));
   renderRecipients(); renderAtRisk(); renderParked(); renderCase();
+}
+
+// kept as a data-i18n key, so that a change of language translates it too
+function showLiveState(key) {
+  $("live-state").dataset.i18n = key;
+  $("live-state").textContent = t(key);
 }
 
 function token() { return sessionStorage.getItem("ops-token"); }
@@ -162,7 +170,7 @@ async function follow(params, afterId) {
       });
       if (response.status === 401) { logout(); return; }
       if (!response.ok || !response.body) { throw new Error("HTTP " + response.status); }
-      $("live-state").textContent = t("live");
+      showLiveState("live");
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";
       for (;;) {
@@ -185,7 +193,7 @@ async function follow(params, afterId) {
     } catch (error) {
       if (controller.signal.aborted) { return; }
     }
-    $("live-state").textContent = t("reconnecting");
+    showLiveState("reconnecting");
     await new Promise((resolve) => setTimeout(resolve, 2000));
   }
 }
@@ -205,10 +213,11 @@ function renderRecipients() {
   const page = shown.recipients;
   if (!page) { return; }
   const rows = page.recipients.map((r) => {
-    const row = el("tr", null, "circuit-" + (r.circuit || "none"));
+    const stopped = r.subscription_status && r.subscription_status !== "active" ? r.subscription_status : null;
+    const row = el("tr", null, "circuit-" + (r.circuit || stopped || "none"));
     row.dataset.recipient = r.recipient;
     cell(row, r.recipient + (r.agency_id ? " (" + r.agency_id + ")" : ""));
-    cell(row, r.circuit ? t(r.circuit) : t("not_here"), "circuit");
+    cell(row, r.circuit ? t(r.circuit) : stopped ? t("sub_" + stopped) : t("not_here"), "circuit");
     cell(row, r.queued === null ? "?" : r.queued);
     cell(row, r.waiting);
     cell(row, r.oldest_waiting_age_s === null ? "" : duration(r.oldest_waiting_age_s));
