@@ -51,6 +51,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_random_exponential
 
+from gateway.answer_text import masked_answer
 from gateway.circuit_breaker import BreakerState, CircuitBreaker
 from gateway.delivery_policy import (
     Delivered,
@@ -384,6 +385,9 @@ class DeliveryWorker:
         except DeliveryError as exc:
             latency_ms = (time.monotonic() - started) * 1000
             return _Try(number, at, classify(None, exc, now=self._clock()), latency_ms, None)
+        if response.body_head and not 200 <= response.status <= 299:
+            # it may become a park reason: never with what it echoes of the message
+            response = replace(response, body_head=masked_answer(response.body_head, delivery.body))
         verdict = classify(response, None, now=self._clock())
         return _Try(number, at, verdict, response.latency_s * 1000, response.status)
 

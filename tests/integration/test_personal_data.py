@@ -41,6 +41,8 @@ OPS = "ops-token-0123456789abcdef0123"
 TOKENS: dict[str, Any] = {"satgas_token": SATGAS, "head_token": HEAD, "ops_token": OPS}
 LONE = "valid-03-hotline-anonymous-no-medis.json"  # starts at SOP 1
 DOCUMENT = "berkas/berita-acara-rahasia-0042.pdf"  # an S2 detail of a case event
+# 112 refusing valid-01's push, echoing what it was sent (callback phone, address, landmark)
+ECHO = "ditolak: +6281200007801, Jl. Melati No. 12 (dekat masjid)"
 
 
 def auth(token: str) -> dict[str, str]:
@@ -161,6 +163,26 @@ async def test_no_personal_string_is_anywhere_in_the_store_file(tmp_path: Path) 
     checkpointed.close()
     on_disk = database.read_bytes()
     assert [s for s in personal_strings() | {DOCUMENT} if s.encode() in on_disk] == []
+
+
+async def test_what_112_echoes_of_a_refused_push_reaches_no_ops_view(tmp_path: Path) -> None:
+    async with running_gateway(tmp_path, **TOKENS) as gw:
+        await gw.sim.put("/_sim/mode", json={"mode": "reject", "reason": ECHO})
+        status, body = await gw.post_report(unique(VALID_SAMPLES[0]))
+        assert status == 202, body
+        parked: list[dict[str, Any]] = []
+        async with asyncio.timeout(20):
+            while not parked:
+                await asyncio.sleep(0.1)
+                answer = await gw.client.get("/v1/ops/parked", headers=auth(OPS))
+                parked = (await answer.json())["parked"]
+        log = await gw.client.get("/v1/ops/deliveries", headers=auth(OPS))
+        shown = json.dumps(parked) + await log.text()
+
+        assert parked[0]["reason"].startswith("http_400: ")
+        assert "ditolak" in parked[0]["reason"]
+        assert [s for s in personal_strings() if s in shown] == []
+    assert leaks_in(gw.settings.sqlite_path()) == []
 
 
 async def test_a_second_key_rotates_old_rows_stay_readable(store_url: str) -> None:
