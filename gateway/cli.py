@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from gateway import signing
 
 
@@ -323,8 +325,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        print(settings_errors(exc), file=sys.stderr)
+        return 2
     return result
+
+
+def settings_errors(exc: ValidationError) -> str:
+    """What is wrong with the settings, naming each variable; never a value (pydantic's own
+    message quotes every setting given, secrets and tokens included)."""
+    lines = ["gateway: the configuration is not valid:"]
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        message = error["msg"].removeprefix("Value error, ")
+        variables = ".".join(str(part) for part in error["loc"])
+        lines.append(f"  GATEWAY_{variables.upper()}: {message}" if variables else f"  {message}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,10 @@ class Settings(BaseSettings):
         description="Prefix of every exchange and queue name.",
     )
     c112_url: str | None = Field(
-        None, description="Where cases and status reports for 112 are POSTed."
+        None,
+        description=(
+            "Where cases and status reports for 112 are POSTed (needs GATEWAY_C112_SECRET)."
+        ),
     )
     c112_secret: SecretStr | None = Field(
         None, description="whsec_ secret signing pushes to 112 and 112's receipts."
@@ -193,6 +196,15 @@ class Settings(BaseSettings):
     def _tls_pair(self) -> "Settings":
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("set GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE together")
+        return self
+
+    @model_validator(mode="after")
+    def _c112_complete(self) -> "Settings":
+        # an endpoint the gateway cannot sign for would take nothing, silently
+        if self.c112_url and self.c112_secret is None:
+            raise ValueError("GATEWAY_C112_URL needs GATEWAY_C112_SECRET to sign its pushes")
+        if self.c112_failover_url and not self.c112_url:
+            raise ValueError("GATEWAY_C112_FAILOVER_URL is a second GATEWAY_C112_URL: set both")
         return self
 
     @field_validator("database_url")

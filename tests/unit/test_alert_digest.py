@@ -13,6 +13,8 @@ from gateway.bootstrap import escalation_alerts
 from gateway.model import Timer
 from gateway.settings import Settings
 
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
 T0 = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
 S = timedelta(seconds=1)
 MINUTE = timedelta(minutes=1)
@@ -65,7 +67,9 @@ def fired(kind: str, n: int) -> Timer:
 
 def test_the_timer_service_round_logs_each_escalation_and_one_summary_a_minute() -> None:
     now = [T0]
-    settings = Settings.model_validate({"c112_url": "http://127.0.0.1:9/v1/messages"})
+    settings = Settings.model_validate(
+        {"c112_url": "http://127.0.0.1:9/v1/messages", "c112_secret": SECRET}
+    )
     after_round = escalation_alerts(settings, lambda: now[0])
 
     def round_at(at: datetime, timers: Sequence[Timer]) -> list[MutableMapping[str, Any]]:
