@@ -68,6 +68,7 @@ from gateway.routing import C112_RECIPIENT
 from gateway.settings import Settings
 from gateway.subscriptions import SubscriptionService
 from gateway.timer_service import TimerHandler, TimerService
+from gateway.wake_loop import WakeLoop
 from gateway.workflow import SLA_BREACHED, SLA_WARNING, next_window_timers
 
 log = structlog.get_logger(__name__)
@@ -432,6 +433,9 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
     bind_ops_console(app, store, amqp, topo)
     relay.start()
     timers.start()
+    purge = retention_purge(settings, store, runtime.clock) if runtime.role.delivers else None
+    if purge is not None:
+        purge.start()
     broker = asyncio.create_task(
         _bring_up_broker(amqp, topo, runtime, keeper), name="broker-bring-up"
     )
@@ -448,6 +452,8 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
             await runtime.parking.stop()
         if runtime.partners is not None:
             await runtime.partners.stop()
+        if purge is not None:
+            await purge.stop()
         await timers.stop()
         await relay.stop()
         await session.close()
@@ -790,6 +796,42 @@ async def replay_parked(settings: Settings, selector: ParkedSelector) -> list[Pa
 # ---- Security (issue 7): retention and the audit log, from the command line ----
 
 AUDIT_PAGE = 10_000
+PURGE_BATCH = 100
+PURGE_NEXT_BATCH_S = 1.0
+RETENTION = audit.Actor(audit.SYSTEM_ROLE, "retention")
+
+
+def retention_purge(
+    settings: Settings, store: SqlStore, clock: Callable[[], datetime]
+) -> WakeLoop | None:
+    """The purge ``gateway purge`` makes, run by the gateway itself every
+    ``GATEWAY_PURGE_INTERVAL_S``, a batch at a time (its transactions stay short)."""
+    if settings.purge_interval_s == 0:
+        return None
+
+    async def purge_round() -> None:
+        now = clock()
+        purged = await store.purge_personal_data(
+            ended_before=retention.purge_cutoff(now, settings.retention_days),
+            now=now,
+            actor=RETENTION,
+            limit=PURGE_BATCH,
+        )
+        if purged:
+            log.info("retention.purged", cases=len(purged))
+        if len(purged) == PURGE_BATCH:
+            loop.wake_in(PURGE_NEXT_BATCH_S)
+
+    def failed(exc: Exception, retry_in_s: float) -> None:
+        log.warning("retention.purge_failed", error_class=type(exc).__name__, retry_in_s=retry_in_s)
+
+    loop = WakeLoop(
+        "retention-purge",
+        purge_round,
+        poll_interval_s=settings.purge_interval_s,
+        on_failure=failed,
+    )
+    return loop
 
 
 async def purge_personal_data(settings: Settings, *, now: datetime | None = None) -> list[str]:

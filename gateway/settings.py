@@ -141,6 +141,14 @@ class Settings(BaseSettings):
             "`gateway purge` drops its personal data."
         ),
     )
+    purge_interval_s: float = Field(
+        3600.0,
+        ge=0,
+        description=(
+            "How often each worker process drops the personal data GATEWAY_RETENTION_DAYS "
+            "says is due (seconds; also at start); 0: only `gateway purge` does."
+        ),
+    )
     # Delivery
     c112_failover_url: str | None = Field(
         None,

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from databases import query
-from gateway_support import RunningGateway, running_gateway
+from databases import execute, query
+from gateway_support import RunningGateway, eventually, running_gateway
 from samples import (
     INVALID_SAMPLES,
     TEST_DATA_KEYS,
@@ -63,7 +63,7 @@ async def new_case(gw: RunningGateway, name: str = LONE) -> str:
 
 
 async def event(gw: RunningGateway, case_id: str, kind: str, **fields: Any) -> dict[str, Any]:
-    token = HEAD if kind in {"team_assigned", "cancelled"} else SATGAS
+    token = HEAD if kind in {"team_assigned", "cancelled", "closed"} else SATGAS
     role = "head" if token == HEAD else "satgas"
     response = await gw.client.post(
         f"/v1/cases/{case_id}/events",
@@ -389,6 +389,121 @@ async def test_purge_drops_personal_data_of_long_closed_cases_and_keeps_the_figu
         assert raws[open_id] > 0
         assert bodies
         assert {length for (length,) in bodies} == {0}
+
+
+async def test_the_gateway_purges_by_itself_once_across_processes(tmp_path: Path) -> None:
+    """Two gateway processes on one store purge on their own schedule: what is due goes,
+    each case once, in the audit log under the system's retention."""
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    clock = Clock(t0)
+    shared: dict[str, Any] = {
+        "namespace": f"t{uuid.uuid4().hex[:10]}",
+        "database_url": f"sqlite:///{tmp_path / 'shared.sqlite3'}",
+        "retention_days": 30,
+        "purge_interval_s": 0.05,
+        **TOKENS,
+    }
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    async with (
+        running_gateway(tmp_path / "a", clock=clock, **shared) as first,
+        running_gateway(tmp_path / "b", clock=clock, **shared) as second,
+    ):
+        ended = [await new_case(first), await new_case(second)]
+        for case_id in ended:
+            await close(first, case_id)
+        still_open = await new_case(first)
+        database = first.settings.sqlite_path()
+
+        def sealed() -> dict[str, bool]:
+            with sqlite3.connect(database) as conn:
+                return {
+                    case_id: bool(kept)
+                    for case_id, kept in conn.execute(
+                        "SELECT case_id, sealed IS NOT NULL FROM cases"
+                    )
+                }
+
+        await asyncio.sleep(0.3)
+        assert all(sealed().values()), "nothing is due within the retention period"
+        clock.now = t0 + timedelta(days=31)
+
+        async def purged() -> bool:
+            return not any(sealed()[case_id] for case_id in ended)
+
+        await eventually(purged, 10.0, "both ended cases purged")
+        await asyncio.sleep(0.3)  # both processes have purged again meanwhile
+
+    assert sealed() == {ended[0]: False, ended[1]: False, still_open: True}
+    purges = [row for row in audit_rows(database) if row[3] == audit.CASE_PURGED]
+    assert sorted((role, actor, case_id) for _, role, actor, _, case_id, _ in purges) == sorted(
+        ("system", "retention", case_id) for case_id in ended
+    )
+
+
+async def test_purges_running_at_once_purge_and_audit_each_case_once(
+    tmp_path: Path, store_url: str
+) -> None:
+    """Both purges read the same candidates before either purges one."""
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    async with running_gateway(
+        tmp_path, database_url=store_url, purge_interval_s=0, retention_days=30, **TOKENS
+    ) as gw:
+        ended = [await new_case(gw) for _ in range(3)]
+        for case_id in ended:
+            await close(gw, case_id)
+        stores = [await gw.store(), await gw.store()]
+        try:
+            runs = await asyncio.gather(
+                *(
+                    store.purge_personal_data(
+                        ended_before=t0 + timedelta(days=1),
+                        now=t0 + timedelta(days=31),
+                        actor=audit.Actor("cli", f"purge-{n}"),
+                    )
+                    for n, store in enumerate(stores)
+                )
+            )
+            rows = await stores[0].audit_rows()
+        finally:
+            for store in stores:
+                await store.close()
+
+    assert sorted(case_id for run in runs for case_id in run) == sorted(ended)
+    purges = Counter(row.case_id for row in rows if row.action == audit.CASE_PURGED)
+    assert purges == Counter(ended)
+
+
+async def test_a_message_published_after_its_case_was_purged_is_emptied_next_time(
+    tmp_path: Path, store_url: str
+) -> None:
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    async with running_gateway(
+        tmp_path, database_url=store_url, purge_interval_s=0, retention_days=30, **TOKENS
+    ) as gw:
+        case_id = await new_case(gw, VALID_SAMPLES[0])  # its message to 112 published
+        assert (await event(gw, case_id, "closed"))["state"] == "closed"
+    bodies = "SELECT length(body) FROM outbox WHERE case_id = ? ORDER BY id"
+    waiting = "UPDATE outbox SET published_at = ? WHERE case_id = ?"
+    await execute(store_url, waiting, (None, case_id))  # as if the broker had been away
+    store = await SqlStore.connect(store_url, sealer=sealer_for_test())
+    try:
+        later = t0 + timedelta(days=31)
+
+        async def purge() -> list[str]:
+            cutoff = t0 + timedelta(days=1)
+            return await store.purge_personal_data(
+                ended_before=cutoff, now=later, actor=audit.SYSTEM
+            )
+
+        assert await purge() == [case_id]
+        assert all(length > 0 for (length,) in await query(store_url, bodies, (case_id,)))
+        await execute(store_url, waiting, (later.isoformat(), case_id))
+
+        assert await purge() == []
+        assert {length for (length,) in await query(store_url, bodies, (case_id,))} == {0}
+    finally:
+        await store.close()
 
 
 # --- the audit log --------------------------------------------------------------------

@@ -14,14 +14,18 @@ from gateway.adapters.store.time_text import to_text
 
 PURGED = b""
 """What a purged raw report, outbox or quarantine body is left holding."""
+ALL = 2**62  # a LIMIT both databases take for "no limit"
 
 
-async def _purge_case(conn: Session, case_id: str, now: datetime) -> None:
-    await run(
+async def _purge_case(conn: Session, case_id: str, now: datetime) -> bool:
+    """Answers whether this purged the case (another process may have done it since the
+    candidates were read)."""
+    if not await run(
         conn,
-        "UPDATE cases SET sealed = NULL, purged_at = ? WHERE case_id = ?",
+        "UPDATE cases SET sealed = NULL, purged_at = ? WHERE case_id = ? AND purged_at IS NULL",
         (to_text(now), case_id),
-    )
+    ):
+        return False
     await run(conn, "UPDATE reports SET raw = ? WHERE case_id = ?", (PURGED, case_id))
     await run(
         conn,
@@ -31,20 +35,29 @@ async def _purge_case(conn: Session, case_id: str, now: datetime) -> None:
     await run(conn, "DELETE FROM parked WHERE case_id = ?", (case_id,))
     await run(conn, "UPDATE case_events SET sealed_details = NULL WHERE case_id = ?", (case_id,))
     await run(conn, "UPDATE timers SET sealed_body = NULL WHERE case_id = ?", (case_id,))
+    return True
 
 
 class PurgeSql(SqlBase):
     async def purge_personal_data(
-        self, *, ended_before: datetime, now: datetime, actor: audit.Actor
+        self,
+        *,
+        ended_before: datetime,
+        now: datetime,
+        actor: audit.Actor,
+        limit: int | None = None,
     ) -> list[str]:
-        """Drop the personal data of every case that ended (closed, cancelled, duplicate)
-        before ``ended_before``, one transaction per case; answers their ids.
+        """Drop the personal data of every case (at most ``limit``, earliest ended first)
+        that ended (closed, cancelled, duplicate) before ``ended_before``, one transaction
+        per case; answers their ids. Several processes may purge at once: each case is
+        purged, and audited, once.
 
         Kept: the S0/S1 part of the case, its workflow and history (S0/S1 details), the
         delivery log, SLA marks and receipts. Dropped: the sealed case, the raw report,
-        the bodies of its published outbox rows (unpublished ones go at a later purge),
-        its parked messages, the sealed event details and timer copies. Quarantined
-        input received before ``ended_before`` loses its raw bytes too."""
+        the bodies of its published outbox rows (those published after it was purged go
+        at a later purge), its parked messages, the sealed event details and timer
+        copies. Quarantined input received before ``ended_before`` loses its raw bytes
+        too."""
         states = sorted(state.value for state in retention.ENDED_STATES)
         async with self._session() as conn:
             rows = await fetch(
@@ -52,14 +65,15 @@ class PurgeSql(SqlBase):
                 "SELECT c.case_id, w.state, w.ended_at FROM cases c "
                 "JOIN case_workflow w ON w.case_id = c.case_id "
                 "WHERE c.purged_at IS NULL AND w.ended_at < ? AND w.state IN (?, ?, ?) "
-                "ORDER BY w.ended_at, c.case_id",
-                (to_text(ended_before), *states),
+                "ORDER BY w.ended_at, c.case_id LIMIT ?",
+                (to_text(ended_before), *states, ALL if limit is None else limit),
             )
             purged: list[str] = []
             for row in rows:
                 case_id = str(row["case_id"])
                 async with transaction(conn):
-                    await _purge_case(conn, case_id, now)
+                    if not await _purge_case(conn, case_id, now):
+                        continue
                     await append_to_audit(
                         conn,
                         audit.AuditEntry(
@@ -72,6 +86,12 @@ class PurgeSql(SqlBase):
                     )
                 purged.append(case_id)
             async with transaction(conn):
+                await run(
+                    conn,
+                    "UPDATE outbox SET body = ? WHERE published_at IS NOT NULL AND body <> ? "
+                    "AND case_id IN (SELECT case_id FROM cases WHERE purged_at IS NOT NULL)",
+                    (PURGED, PURGED),
+                )
                 dropped = await run(
                     conn,
                     "UPDATE quarantine SET raw = ? WHERE received_at < ? AND raw <> ?",
