@@ -83,6 +83,27 @@ class NewSubscription(_Contract):
     delivery: WebhookDelivery | AmqpDelivery = Field(discriminator="mode")
 
 
+MAX_PREVIOUS_VALID_S = 7 * 24 * 3600
+
+
+class NewSecret(_Contract):
+    """The body of ``POST /v1/subscriptions/{subscription_id}/secret``."""
+
+    secret: str | None = Field(
+        None,
+        pattern=SECRET_PATTERN,
+        description="whsec_ secret to sign with from now on; the gateway makes one when "
+        "left out. Answered once, in this answer.",
+    )
+    previous_valid_s: int = Field(
+        86400,
+        ge=0,
+        le=MAX_PREVIOUS_VALID_S,
+        description="How long pushes also carry a signature made with the secret replaced "
+        "(seconds), so the partner can switch without refusing one; 0 for a leaked secret.",
+    )
+
+
 class DeliveryView(_Contract):
     """How a subscription is delivered, without its secret."""
 
@@ -90,6 +111,11 @@ class DeliveryView(_Contract):
     url: str | None = None
     secret_hint: str | None = Field(
         None, description="The last four characters of the webhook secret."
+    )
+    previous_secret_until: AwareDatetime | None = Field(
+        None,
+        description="Until when pushes also carry a signature made with the secret the "
+        "last rotation replaced.",
     )
     queue: str = Field(
         description="The queue holding its messages: the delivery queue of a webhook "
@@ -109,7 +135,8 @@ class SubscriptionView(_Contract):
 
 
 class SubscriptionCreated(SubscriptionView):
-    """The answer to a new subscription: the only time its webhook secret is shown."""
+    """The answer to a new subscription or a new secret: the only time that webhook
+    secret is shown."""
 
     secret: str | None = Field(None, description="The webhook secret; never shown again.")
 

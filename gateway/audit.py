@@ -28,6 +28,7 @@ QUARANTINE_PURGED = "quarantine.purged"
 DELIVERY_REPLAYED = "delivery.replayed"
 SUBSCRIPTION_CREATED = "subscription.created"
 SUBSCRIPTION_STATUS = "subscription.status"
+SUBSCRIPTION_SECRET_ROTATED = "subscription.secret_rotated"  # noqa: S105 - an action name
 SUBSCRIPTION_REMOVED = "subscription.removed"
 STORE_RESEALED = "store.resealed"
 

@@ -559,6 +559,7 @@ def partners(
         partner_worker,
         router,
         announce_restored=lambda: announce_restored(publisher, topo),
+        clock=runtime.clock,
         deliver=runtime.role.delivers,
     )
     router.when_queue_missing(channels.restore)

@@ -37,6 +37,9 @@ class Subscription:
     updated_at: datetime
     url: str | None = None
     secret: str | None = None
+    previous_secret: str | None = None
+    previous_until: datetime | None = None
+    """The secret before the last rotation, signing beside ``secret`` until then."""
 
     def __post_init__(self) -> None:
         for pattern in self.patterns:
@@ -50,6 +53,18 @@ class Subscription:
     @property
     def active(self) -> bool:
         return self.status is SubscriptionStatus.ACTIVE
+
+    def signing_secrets(self, now: datetime) -> tuple[str, ...]:
+        """What its pushes are signed with at ``now`` (one signature per secret)."""
+        if self.secret is None:
+            return ()
+        previous = self.previous_secret
+        if previous is None or self.previous_until is None or now >= self.previous_until:
+            return (self.secret,)
+        return (self.secret, previous)
+
+    def previous_valid_until(self, now: datetime) -> datetime | None:
+        return self.previous_until if len(self.signing_secrets(now)) > 1 else None
 
     @property
     def secret_hint(self) -> str | None:

@@ -189,6 +189,10 @@ class SubscriptionStore(Protocol):
         ``only_from``, changes it only if that is its status."""
         ...
 
+    async def rotate_subscription_secret(
+        self, subscription_id: str, secret: str, previous_until: datetime, at: datetime
+    ) -> Subscription | None: ...
+
     async def remove_subscription(self, subscription_id: str) -> bool: ...
 
 
@@ -208,6 +212,10 @@ class PartnerChannels(Protocol):
         ...
 
     async def resume(self, subscription: Subscription) -> None: ...
+
+    async def rekey(self, subscription: Subscription) -> None:
+        """Sign its pushes from now on with ``subscription.signing_secrets``."""
+        ...
 
     async def close(
         self, subscription: Subscription, remaining: Sequence[Subscription] = ()

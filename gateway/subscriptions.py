@@ -1,5 +1,5 @@
 """The subscriptions service: create, list, pause, resume and delete partner subscriptions,
-and mark one gone when its partner answers 410.
+give a webhook subscription a new secret, and mark one gone when its partner answers 410.
 
 It talks to the store and the broker only through the ``SubscriptionStore`` and
 ``PartnerChannels`` ports. A subscription's queue is declared before the subscription
@@ -8,12 +8,13 @@ is stored, so the router never routes to a queue that does not exist yet.
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from contracts.problem import FieldError
 from contracts.subscription import (
     DeliveryMode,
     DeliveryView,
+    NewSecret,
     NewSubscription,
     SubscriptionStatus,
     SubscriptionView,
@@ -133,6 +134,30 @@ class SubscriptionService:
         await self.channels.resume(changed)
         return changed
 
+    async def rotate_secret(
+        self, subscription_id: str, request: NewSecret
+    ) -> tuple[Subscription, str]:
+        """Sign with a new secret from now on, and with the one it replaces as well for
+        ``previous_valid_s``; answers the subscription and its new secret (shown once).
+        Other processes sign with it from their next sync."""
+        subscription = await self.get(subscription_id)
+        if subscription.mode is DeliveryMode.AMQP:
+            raise SubscriptionConflict(
+                "an AMQP subscription has no secret; the agency reads its queue with its "
+                "own broker user"
+            )
+        secret = request.secret or self.new_secret()
+        if secret == subscription.secret:
+            raise SubscriptionConflict("the new secret is the one in force")
+        now = self.clock()
+        rotated = await self.store.rotate_subscription_secret(
+            subscription_id, secret, now + timedelta(seconds=request.previous_valid_s), now
+        )
+        if rotated is None:
+            raise SubscriptionNotFound(subscription_id)
+        await self.channels.rekey(rotated)
+        return rotated, secret
+
     async def delete(self, subscription_id: str) -> Subscription:
         """Stop routing and delivering, and delete its queue with what it holds; answers
         the subscription as it was."""
@@ -156,6 +181,7 @@ class SubscriptionService:
                 mode=subscription.mode,
                 url=subscription.url,
                 secret_hint=subscription.secret_hint,
+                previous_secret_until=subscription.previous_valid_until(self.clock()),
                 queue=self.channels.queue_of(subscription),
             ),
             status=subscription.status,

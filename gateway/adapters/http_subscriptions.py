@@ -5,13 +5,14 @@ GET    /v1/subscriptions                        list (secrets never in full)
 GET    /v1/subscriptions/{subscription_id}      one
 POST   /v1/subscriptions/{subscription_id}/pause
 POST   /v1/subscriptions/{subscription_id}/resume
+POST   /v1/subscriptions/{subscription_id}/secret   a new webhook secret (shown once)
 DELETE /v1/subscriptions/{subscription_id}
 GET    /asyncapi.json                           public
 """
 
 from collections.abc import Awaitable, Callable, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from aiohttp import web
@@ -19,6 +20,7 @@ from pydantic import ValidationError
 
 from contracts.problem import FieldError
 from contracts.subscription import (
+    NewSecret,
     NewSubscription,
     SubscriptionCreated,
     SubscriptionList,
@@ -78,15 +80,18 @@ def _invalid(errors: list[FieldError]) -> web.Response:
     )
 
 
-async def post_subscription(request: web.Request) -> web.Response:
-    service = request.app[SUBSCRIPTIONS].value
+_Body = TypeVar("_Body", NewSubscription, NewSecret)
+
+
+async def _body(request: web.Request, contract: type[_Body]) -> _Body | web.Response:
+    """The request's body as ``contract``, or the problem answer refusing it."""
     try:
         raw = await read_json_bytes(request, MAX_SUBSCRIPTION_BYTES)
         body = parse_json(raw)
     except BodyRefused as refused:
         return refused_problem(refused)
     try:
-        new = NewSubscription.model_validate(body)
+        return contract.model_validate(body)
     except ValidationError as exc:
         return _invalid(
             [
@@ -94,6 +99,13 @@ async def post_subscription(request: web.Request) -> web.Response:
                 for e in exc.errors(include_url=False, include_input=False)
             ]
         )
+
+
+async def post_subscription(request: web.Request) -> web.Response:
+    service = request.app[SUBSCRIPTIONS].value
+    new = await _body(request, NewSubscription)
+    if isinstance(new, web.Response):
+        return new
     try:
         subscription, secret = await service.create(new)
     except InvalidSubscription as exc:
@@ -111,6 +123,29 @@ async def post_subscription(request: web.Request) -> web.Response:
     response = _json(created, status=201)
     response.headers["Location"] = f"/v1/subscriptions/{subscription.subscription_id}"
     return response
+
+
+async def post_secret(request: web.Request) -> web.Response:
+    service = request.app[SUBSCRIPTIONS].value
+    subscription_id = request.match_info["subscription_id"]
+    new = await _body(request, NewSecret)
+    if isinstance(new, web.Response):
+        return new
+    try:
+        subscription, secret = await service.rotate_secret(subscription_id, new)
+    except SubscriptionNotFound:
+        return problem_response(
+            404, slug="subscription-not-found", detail=f"No subscription {subscription_id}."
+        )
+    except SubscriptionConflict as exc:
+        return problem_response(409, slug="subscription-conflict", detail=str(exc))
+    log.info(
+        "subscription.secret_rotated",
+        subscription_id=subscription_id,
+        previous_valid_s=new.previous_valid_s,
+    )
+    answer = SubscriptionCreated(**service.view(subscription).model_dump(), secret=secret)
+    return _json(answer)
 
 
 async def list_subscriptions(request: web.Request) -> web.Response:
@@ -248,6 +283,26 @@ SUBSCRIPTION_ROUTES: Sequence[Route] = (
             **_AUTH,
             404: problem_answer("No such subscription."),
             **_BROKER,
+        },
+    ),
+    Route(
+        "POST",
+        _ONE + "/secret",
+        post_secret,
+        "rotateSubscriptionSecret",
+        "Sign a webhook subscription's pushes with a new secret, and with the one it "
+        "replaces as well for previous_valid_s.",
+        request=NewSecret,
+        roles=ADMIN,
+        answers={
+            200: Answer("The new secret; it is in this answer only.", SubscriptionCreated),
+            **_AUTH,
+            **_BODY,
+            404: problem_answer("No such subscription."),
+            409: problem_answer(
+                "An AMQP subscription has no secret, or the secret given is the one in force."
+            ),
+            422: problem_answer("Invalid fields, each named by its JSON pointer."),
         },
     ),
     Route(

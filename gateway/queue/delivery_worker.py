@@ -208,6 +208,14 @@ class DeliveryWorker:
         return self._endpoint.recipient_id
 
     @property
+    def secrets(self) -> tuple[str, ...]:
+        return self._endpoint.secrets
+
+    def sign_with(self, secrets: tuple[str, ...]) -> None:
+        """Sign the pushes from now on with ``secrets`` (a rotation), one signature each."""
+        self._endpoint = replace(self._endpoint, secrets=secrets)
+
+    @property
     def circuit_state(self) -> BreakerState:
         """The recipient's circuit as this worker sees it (closed when it has no breaker)."""
         return BreakerState.CLOSED if self.breaker is None else self.breaker.state

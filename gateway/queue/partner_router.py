@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aio_pika
@@ -118,6 +119,7 @@ class BrokerPartnerChannels:
         router: "PartnerRouter",
         *,
         announce_restored: Callable[[], Awaitable[None]],
+        clock: Callable[[], datetime],
         deliver: bool = True,
     ) -> None:
         """With ``deliver`` off (an API-only process), subscriptions get their queues and
@@ -126,6 +128,7 @@ class BrokerPartnerChannels:
         consumes it again (``restart_workers``)."""
         self._connection = connection
         self._announce_restored = announce_restored
+        self._clock = clock
         self._deliver = deliver
         self._topology = topology
         self._make_worker = workers
@@ -213,6 +216,16 @@ class BrokerPartnerChannels:
             async with self._changing, _broker_needed():
                 await self._start(subscription)
 
+    async def rekey(self, subscription: Subscription) -> None:
+        async with self._changing:
+            self._sign(subscription)
+
+    def _sign(self, subscription: Subscription) -> None:
+        worker = self._workers.get(subscription.subscription_id)
+        secrets = subscription.signing_secrets(self._clock())
+        if worker is not None and worker.secrets != secrets:
+            worker.sign_with(secrets)
+
     async def close(
         self, subscription: Subscription, remaining: Sequence[Subscription] = ()
     ) -> None:
@@ -234,8 +247,9 @@ class BrokerPartnerChannels:
 
     async def reconcile(self, load: Callable[[], Awaitable[Sequence[Subscription]]]) -> None:
         """Bring this process's webhook workers in step with the store, where another
-        gateway process may have added, paused, resumed or deleted subscriptions, and
-        declare the router's queue again if it is gone from the broker."""
+        gateway process may have added, paused, resumed, deleted or given a new secret
+        (and a previous secret's overlap may have ended), and declare the router's queue
+        again if it is gone from the broker."""
         async with self._changing:
             stored = await load()
             wanted = {
@@ -246,6 +260,8 @@ class BrokerPartnerChannels:
             for subscription_id, subscription in wanted.items():
                 if subscription_id not in self._workers:
                     await self._open_and_route(subscription)
+                else:
+                    self._sign(subscription)
         if self._deliver and stored and await self._router_queue_redeclared(stored):
             await self._router.restart()
             await self._announce_restored()
@@ -279,7 +295,7 @@ class BrokerPartnerChannels:
         endpoint = RecipientEndpoint(
             recipient_id=subscription.subscription_id,
             url=subscription.url,
-            secrets=(subscription.secret,),
+            secrets=subscription.signing_secrets(self._clock()),
         )
         worker = self._make_worker(
             endpoint, self._topology.base.with_recipients(subscription.subscription_id)

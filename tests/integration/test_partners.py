@@ -31,6 +31,7 @@ from partner_support import (
     unique_report,
 )
 from queue_support import rabbitmqctl
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from structlog.testing import capture_logs
 
 from contracts.envelope import Envelope, RecipientRole
@@ -684,3 +685,132 @@ async def test_a_sync_round_from_a_stale_snapshot_cannot_undo_a_pause(gw: Runnin
         await asyncio.gather(sync_round, pausing)
 
         assert partners.channels.worker(sub_id) is None
+
+
+def signed_by(message: dict[str, Any], secret: str) -> bool:
+    """Whether the push carries a Standard Webhooks signature made with ``secret``."""
+    try:
+        Webhook(secret).verify(message["raw"].encode(), message["headers"])
+    except WebhookVerificationError:
+        return False
+    return True
+
+
+async def test_a_new_secret_signs_beside_the_old_one_in_every_process_until_the_overlap_ends(
+    tmp_path: Path,
+) -> None:
+    overlap_s = 3
+    shared: dict[str, Any] = {
+        "admin_token": ADMIN_TOKEN,
+        "namespace": f"t{uuid.uuid4().hex[:10]}",
+        "database_url": f"sqlite:///{tmp_path / 'shared.sqlite3'}",
+        "subscription_sync_s": SYNC_S,
+        "push_attempts": 1,
+    }
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    async with (
+        running_gateway(tmp_path / "a", **shared) as first,
+        running_gateway(tmp_path / "b", **shared) as second,
+        partner() as receiver,
+    ):
+        try:
+            created = await subscribe(
+                first,
+                agency_id="lbh-apik",
+                role="social",
+                patterns=["case.#"],
+                delivery={"mode": "webhook", "url": receiver.url, "secret": receiver.secret},
+            )
+            one = f"/v1/subscriptions/{created['subscription_id']}"
+
+            def signing() -> list[tuple[str, ...] | None]:
+                found = []
+                for gateway in (first, second):
+                    partners = gateway.client.app[RUNTIME].partners
+                    assert partners is not None
+                    worker = partners.channels.worker(created["subscription_id"])
+                    found.append(None if worker is None else worker.secrets)
+                return found
+
+            async def signing_with(*secrets: str) -> bool:
+                return signing() == [secrets, secrets]
+
+            await eventually(
+                lambda: signing_with(receiver.secret), IN_STEP_S, "both processes deliver"
+            )
+            rotated = await admin(first, "POST", one + "/secret", {"previous_valid_s": overlap_s})
+            new = rotated["secret"]
+            assert new.startswith("whsec_")
+            assert new != receiver.secret
+            assert rotated["delivery"]["secret_hint"] == "…" + new[-4:]
+            assert rotated["delivery"]["previous_secret_until"] is not None
+            await eventually(
+                lambda: signing_with(new, receiver.secret),
+                IN_STEP_S,
+                "the other process signs with both secrets too",
+            )
+            listed = await (await first.client.get("/v1/subscriptions", headers=ADMIN)).text()
+            assert new not in listed
+
+            case_id = await post(second, PINANG_HIGH)
+
+            async def delivered() -> bool:
+                return [body["case_id"] for body in await receiver.accepted()] == [case_id]
+
+            await eventually(delivered, 10.0, "the push signed with both is accepted")
+            [during] = await receiver.messages()
+            assert signed_by(during, receiver.secret)
+            assert signed_by(during, new)
+
+            await eventually(
+                lambda: signing_with(new), overlap_s + IN_STEP_S, "the overlap ends everywhere"
+            )
+            assert (await admin(second, "GET", one))["delivery"].get(
+                "previous_secret_until"
+            ) is None
+            later = await post(first, CIPONDOH_HIGH)
+
+            async def pushed_again() -> bool:
+                return len(await receiver.messages()) == 2
+
+            await eventually(pushed_again, 10.0, "the next event is pushed")
+            after = (await receiver.messages())[-1]
+            assert after["body"]["case_id"] == later
+            assert signed_by(after, new)
+            assert not signed_by(after, receiver.secret)
+        finally:
+            await delete_partners(first)
+
+
+async def test_a_new_secret_is_refused_clearly(gw: RunningGateway) -> None:
+    hook = await subscribe(
+        gw,
+        agency_id="polres",
+        role="police",
+        patterns=["case.#"],
+        delivery={"mode": "webhook", "url": "http://127.0.0.1:9/hook"},
+    )
+    queue = await subscribe(
+        gw, agency_id="dinsos", role="social", patterns=["case.#"], delivery={"mode": "amqp"}
+    )
+    one = f"/v1/subscriptions/{hook['subscription_id']}/secret"
+
+    same = await admin(gw, "POST", one, {"secret": hook["secret"]}, expect=409)
+    assert hook["secret"] not in json.dumps(same)
+    await admin(gw, "POST", f"/v1/subscriptions/{queue['subscription_id']}/secret", {}, expect=409)
+    await admin(gw, "POST", "/v1/subscriptions/sub-none/secret", {}, expect=404)
+    for body, pointer in (
+        ({"secret": "not-a-whsec"}, "/secret"),
+        ({"previous_valid_s": 7 * 24 * 3600 + 1}, "/previous_valid_s"),
+        ({"previous_valid_s": -1}, "/previous_valid_s"),
+        ({"secrets": []}, "/secrets"),
+    ):
+        refused = await admin(gw, "POST", one, body, expect=422)
+        assert [e["pointer"] for e in refused["errors"]] == [pointer], refused
+    given = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    rotated = await admin(gw, "POST", one, {"secret": given, "previous_valid_s": 0})
+    assert rotated["secret"] == given
+    assert "previous_secret_until" not in rotated["delivery"]
+    response = await gw.client.post(one, json={}, headers={"Authorization": f"Bearer {OPS_TOKEN}"})
+    assert response.status in (401, 403)

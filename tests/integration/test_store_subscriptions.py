@@ -1,7 +1,9 @@
 """Subscriptions in the store, on SQLite and PostgreSQL: a store from before the 'gone'
-status (0011) keeps its subscriptions and its one-AMQP-queue-per-agency rule, and a
-subscription is marked gone only while it is active."""
+status (0011) keeps its subscriptions and its one-AMQP-queue-per-agency rule, a
+subscription is marked gone only while it is active, and a new secret keeps the one it
+replaces for the overlap."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +14,7 @@ from contracts.subscription import DeliveryMode, SubscriptionStatus
 from gateway.adapters.sql_db import connect
 from gateway.adapters.store import SqlStore
 from gateway.adapters.store.schema import apply_migrations, load_migrations
+from gateway.adapters.store.time_text import to_text
 from gateway.partners import Subscription
 
 pytestmark = pytest.mark.integration
@@ -98,5 +101,33 @@ async def test_only_an_active_subscription_becomes_gone(
         assert changed.status is after
         assert await store.subscription("sub-a") == changed
         assert await store.set_subscription_status("sub-x", GONE, at, only_from=ACTIVE) is None
+    finally:
+        await store.close()
+
+
+async def test_a_new_secret_keeps_the_one_it_replaces_until_the_overlap_ends(
+    store_url: str,
+) -> None:
+    store = await SqlStore.connect(store_url, sealer=SEALER)
+    try:
+        before = webhook("sub-a", ACTIVE)
+        await store.add_subscription(before)
+        at, until = T0 + timedelta(minutes=1), T0 + timedelta(days=1)
+        new = "whsec_" + "B" * 32
+
+        rotated = await store.rotate_subscription_secret("sub-a", new, until, at)
+
+        assert rotated is not None
+        assert (rotated.secret, rotated.previous_secret) == (new, before.secret)
+        assert (rotated.previous_until, rotated.updated_at) == (until, at)
+        assert await store.subscription("sub-a") == rotated
+        [row] = [r for r in await store.audit_rows() if r.action == "subscription.secret_rotated"]
+        assert json.loads(row.details) == {
+            "subscription_id": "sub-a",
+            "previous_until": to_text(until),
+        }
+        assert new not in str(row)
+        assert str(before.secret) not in str(row)
+        assert await store.rotate_subscription_secret("sub-x", new, until, at) is None
     finally:
         await store.close()

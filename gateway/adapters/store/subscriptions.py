@@ -32,6 +32,8 @@ def _subscription_of(row: Row) -> Subscription:
         status=SubscriptionStatus(row["status"]),
         created_at=from_text(row["created_at"]),
         updated_at=from_text(row["updated_at"]),
+        previous_secret=row["previous_secret"],
+        previous_until=None if row["previous_until"] is None else from_text(row["previous_until"]),
     )
 
 
@@ -115,6 +117,34 @@ class SubscriptionSql(SqlBase):
                         else audit.Actor(ADMIN_ROLE),
                         action=audit.SUBSCRIPTION_STATUS,
                         details={"subscription_id": subscription_id, "status": status.value},
+                    ),
+                )
+        return _subscription_of(rows[0]) if rows else None
+
+    async def rotate_subscription_secret(
+        self, subscription_id: str, secret: str, previous_until: datetime, at: datetime
+    ) -> Subscription | None:
+        """The secret replaced by ``secret``, the one it replaces kept signing until
+        ``previous_until``; ``None`` when there is no such subscription."""
+        async with self._session() as conn, transaction(conn):
+            changed = await run(
+                conn,
+                "UPDATE subscriptions SET previous_secret = secret, secret = ?, "
+                "previous_until = ?, updated_at = ? WHERE subscription_id = ?",
+                (secret, to_text(previous_until), to_text(at), subscription_id),
+            )
+            rows = await fetch(conn, _ONE, (subscription_id,))
+            if changed:
+                await append_to_audit(
+                    conn,
+                    audit.AuditEntry(
+                        at=at,
+                        actor=audit.Actor(ADMIN_ROLE),
+                        action=audit.SUBSCRIPTION_SECRET_ROTATED,
+                        details={
+                            "subscription_id": subscription_id,
+                            "previous_until": to_text(previous_until),
+                        },
                     ),
                 )
         return _subscription_of(rows[0]) if rows else None
