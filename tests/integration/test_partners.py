@@ -6,6 +6,8 @@ import json
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ from structlog.testing import capture_logs
 from contracts.envelope import Envelope, RecipientRole
 from gateway.bootstrap import RUNTIME, topology
 from gateway.partners import partner_distribution_id
+from gateway.queue.delivery_worker import DeliveryWorker
 from gateway.queue.partner_router import PartnerTopology, declare_partner_base
 from gateway.queue.topology import declare_recipient
 from gateway.redaction import redact_case
@@ -499,12 +502,46 @@ async def test_asyncapi_is_served_and_public(gw: RunningGateway) -> None:
     assert await response.json() == committed
 
 
-async def test_two_gateway_processes_agree_on_pause_and_resume(tmp_path: Path) -> None:
+@dataclass
+class TwoProcesses:
+    """Two gateway processes sharing a store and the broker, and a partner subscribed."""
+
+    first: RunningGateway
+    second: RunningGateway
+    receiver: Partner
+    subscription: dict[str, Any]
+
+    @property
+    def one(self) -> str:
+        return f"/v1/subscriptions/{self.subscription['subscription_id']}"
+
+    def workers(self) -> list[DeliveryWorker | None]:
+        """Each process's worker delivering the subscription."""
+        found = []
+        for gateway in (self.first, self.second):
+            partners = gateway.client.app[RUNTIME].partners
+            assert partners is not None
+            found.append(partners.channels.worker(self.subscription["subscription_id"]))
+        return found
+
+    def delivering(self) -> list[bool]:
+        return [worker is not None for worker in self.workers()]
+
+    async def both_deliver(self) -> bool:
+        return self.delivering() == [True, True]
+
+    async def signing_with(self, *secrets: str) -> bool:
+        return [None if w is None else w.secrets for w in self.workers()] == [secrets] * 2
+
+
+@asynccontextmanager
+async def two_processes_one_partner(tmp_path: Path, **settings: Any) -> AsyncIterator[TwoProcesses]:
     shared: dict[str, Any] = {
         "admin_token": ADMIN_TOKEN,
         "namespace": f"t{uuid.uuid4().hex[:10]}",
         "database_url": f"sqlite:///{tmp_path / 'shared.sqlite3'}",
         "subscription_sync_s": SYNC_S,
+        **settings,
     }
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -521,141 +558,100 @@ async def test_two_gateway_processes_agree_on_pause_and_resume(tmp_path: Path) -
                 patterns=["case.#"],
                 delivery={"mode": "webhook", "url": receiver.url, "secret": receiver.secret},
             )
-            sub_id = created["subscription_id"]
-
-            def workers() -> list[bool]:
-                found = []
-                for gateway in (first, second):
-                    partners = gateway.client.app[RUNTIME].partners
-                    assert partners is not None
-                    found.append(partners.channels.worker(sub_id) is not None)
-                return found
-
-            async def both_deliver() -> bool:
-                return workers() == [True, True]
-
-            await eventually(both_deliver, IN_STEP_S, "the second process delivers it too")
-
-            await admin(first, "POST", f"/v1/subscriptions/{sub_id}/pause")
-
-            async def neither_delivers() -> bool:
-                return workers() == [False, False]
-
-            await eventually(neither_delivers, IN_STEP_S, "the second process paused it too")
-            case_ids = {await post(second, PINANG_HIGH), await post(first, CIPONDOH_HIGH)}
-
-            async def queued() -> bool:
-                return await queue_depth(created["delivery"]["queue"]) == len(case_ids)
-
-            await eventually(queued, 10.0, "the paused queue holds both events")
-            assert await receiver.messages() == []
-
-            await admin(second, "POST", f"/v1/subscriptions/{sub_id}/resume")
-
-            async def delivered() -> bool:
-                return {body["case_id"] for body in await receiver.accepted()} == case_ids
-
-            await eventually(delivered, 15.0, "both events delivered after resuming")
+            yield TwoProcesses(first, second, receiver, created)
         finally:
             await delete_partners(first)
+
+
+async def test_two_gateway_processes_agree_on_pause_and_resume(tmp_path: Path) -> None:
+    async with two_processes_one_partner(tmp_path) as two:
+        first, second, receiver = two.first, two.second, two.receiver
+        created, one = two.subscription, two.one
+        await eventually(two.both_deliver, IN_STEP_S, "the second process delivers it too")
+
+        await admin(first, "POST", one + "/pause")
+
+        async def neither_delivers() -> bool:
+            return two.delivering() == [False, False]
+
+        await eventually(neither_delivers, IN_STEP_S, "the second process paused it too")
+        case_ids = {await post(second, PINANG_HIGH), await post(first, CIPONDOH_HIGH)}
+
+        async def queued() -> bool:
+            return await queue_depth(created["delivery"]["queue"]) == len(case_ids)
+
+        await eventually(queued, 10.0, "the paused queue holds both events")
+        assert await receiver.messages() == []
+
+        await admin(second, "POST", one + "/resume")
+
+        async def delivered() -> bool:
+            return {body["case_id"] for body in await receiver.accepted()} == case_ids
+
+        await eventually(delivered, 15.0, "both events delivered after resuming")
 
 
 async def test_a_partner_answering_410_stops_its_subscription_in_every_process_until_resumed(
     tmp_path: Path,
 ) -> None:
-    shared: dict[str, Any] = {
-        "admin_token": ADMIN_TOKEN,
-        "namespace": f"t{uuid.uuid4().hex[:10]}",
-        "database_url": f"sqlite:///{tmp_path / 'shared.sqlite3'}",
-        "subscription_sync_s": SYNC_S,
-        "push_attempts": 1,
-        "ops_token": OPS_TOKEN,
-    }
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    async with (
-        running_gateway(tmp_path / "a", **shared) as first,
-        running_gateway(tmp_path / "b", **shared) as second,
-        partner() as receiver,
-    ):
+    async with two_processes_one_partner(tmp_path, push_attempts=1, ops_token=OPS_TOKEN) as two:
+        first, second, receiver = two.first, two.second, two.receiver
+        created, one = two.subscription, two.one
+        await eventually(two.both_deliver, IN_STEP_S, "the second process delivers it too")
+        await receiver.set_mode(mode="fail", status=410)
+        with capture_logs() as logs:
+            await post(first, PINANG_HIGH)
+
+            async def gone() -> bool:
+                found = await admin(second, "GET", one)
+                return bool(found["status"] == "gone") and two.delivering() == [False, False]
+
+            await eventually(gone, IN_STEP_S, "the subscription gone in both processes")
+        assert any(
+            log["event"] == "ops_alert" and log.get("alert") == "delivery.subscription_gone"
+            for log in logs
+        )
+        listed = await admin(first, "GET", "/v1/subscriptions")
+        assert [s["status"] for s in listed["subscriptions"]] == ["gone"]
+        panel = await second.client.get(
+            "/v1/ops/recipients", headers={"Authorization": f"Bearer {OPS_TOKEN}"}
+        )
+        [shown] = [
+            r
+            for r in (await panel.json())["recipients"]
+            if r["recipient"] == created["subscription_id"]
+        ]
+        assert (shown["subscription_status"], shown["delivering"]) == ("gone", False)
+        assert (await admin(first, "POST", one + "/pause"))["status"] == "gone"
+
+        await receiver.set_mode(mode="ok")
+        answered_410 = len(await receiver.messages())
+        later = await post(second, CIPONDOH_HIGH)
+
+        async def queued() -> bool:
+            return await queue_depth(created["delivery"]["queue"]) == 1
+
+        await eventually(queued, 10.0, "the gone subscription's queue keeps the event")
+        await asyncio.sleep(0.5)
+        assert len(await receiver.messages()) == answered_410
+
+        resumed = await admin(second, "POST", one + "/resume")
+        assert resumed["status"] == "active"
+
+        async def delivered() -> bool:
+            return later in {body["case_id"] for body in await receiver.accepted()}
+
+        await eventually(delivered, 15.0, "what queued while gone is delivered on resume")
+        store = await first.store()
         try:
-            created = await subscribe(
-                first,
-                agency_id="lbh-apik",
-                role="social",
-                patterns=["case.#"],
-                delivery={"mode": "webhook", "url": receiver.url, "secret": receiver.secret},
-            )
-            one = f"/v1/subscriptions/{created['subscription_id']}"
-
-            def workers() -> list[bool]:
-                found = []
-                for gateway in (first, second):
-                    partners = gateway.client.app[RUNTIME].partners
-                    assert partners is not None
-                    found.append(partners.channels.worker(created["subscription_id"]) is not None)
-                return found
-
-            async def both_deliver() -> bool:
-                return workers() == [True, True]
-
-            await eventually(both_deliver, IN_STEP_S, "the second process delivers it too")
-            await receiver.set_mode(mode="fail", status=410)
-            with capture_logs() as logs:
-                await post(first, PINANG_HIGH)
-
-                async def gone() -> bool:
-                    found = await admin(second, "GET", one)
-                    return bool(found["status"] == "gone") and workers() == [False, False]
-
-                await eventually(gone, IN_STEP_S, "the subscription gone in both processes")
-            assert any(
-                log["event"] == "ops_alert" and log.get("alert") == "delivery.subscription_gone"
-                for log in logs
-            )
-            listed = await admin(first, "GET", "/v1/subscriptions")
-            assert [s["status"] for s in listed["subscriptions"]] == ["gone"]
-            panel = await second.client.get(
-                "/v1/ops/recipients", headers={"Authorization": f"Bearer {OPS_TOKEN}"}
-            )
-            [shown] = [
-                r
-                for r in (await panel.json())["recipients"]
-                if r["recipient"] == created["subscription_id"]
+            changes = [
+                (row.actor_role, json.loads(row.details)["status"])
+                for row in await store.audit_rows()
+                if row.action == "subscription.status"
             ]
-            assert (shown["subscription_status"], shown["delivering"]) == ("gone", False)
-            assert (await admin(first, "POST", one + "/pause"))["status"] == "gone"
-
-            await receiver.set_mode(mode="ok")
-            answered_410 = len(await receiver.messages())
-            later = await post(second, CIPONDOH_HIGH)
-
-            async def queued() -> bool:
-                return await queue_depth(created["delivery"]["queue"]) == 1
-
-            await eventually(queued, 10.0, "the gone subscription's queue keeps the event")
-            await asyncio.sleep(0.5)
-            assert len(await receiver.messages()) == answered_410
-
-            resumed = await admin(second, "POST", one + "/resume")
-            assert resumed["status"] == "active"
-
-            async def delivered() -> bool:
-                return later in {body["case_id"] for body in await receiver.accepted()}
-
-            await eventually(delivered, 15.0, "what queued while gone is delivered on resume")
-            store = await first.store()
-            try:
-                changes = [
-                    (row.actor_role, json.loads(row.details)["status"])
-                    for row in await store.audit_rows()
-                    if row.action == "subscription.status"
-                ]
-            finally:
-                await store.close()
-            assert changes == [("system", "gone"), ("admin", "active")]
         finally:
-            await delete_partners(first)
+            await store.close()
+        assert changes == [("system", "gone"), ("admin", "active")]
 
 
 async def test_a_sync_round_from_a_stale_snapshot_cannot_undo_a_pause(gw: RunningGateway) -> None:
@@ -699,88 +695,49 @@ def signed_by(message: dict[str, Any], secret: str) -> bool:
 async def test_a_new_secret_signs_beside_the_old_one_in_every_process_until_the_overlap_ends(
     tmp_path: Path,
 ) -> None:
-    overlap_s = 3
-    shared: dict[str, Any] = {
-        "admin_token": ADMIN_TOKEN,
-        "namespace": f"t{uuid.uuid4().hex[:10]}",
-        "database_url": f"sqlite:///{tmp_path / 'shared.sqlite3'}",
-        "subscription_sync_s": SYNC_S,
-        "push_attempts": 1,
-    }
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    async with (
-        running_gateway(tmp_path / "a", **shared) as first,
-        running_gateway(tmp_path / "b", **shared) as second,
-        partner() as receiver,
-    ):
-        try:
-            created = await subscribe(
-                first,
-                agency_id="lbh-apik",
-                role="social",
-                patterns=["case.#"],
-                delivery={"mode": "webhook", "url": receiver.url, "secret": receiver.secret},
-            )
-            one = f"/v1/subscriptions/{created['subscription_id']}"
+    overlap_s = 8  # long enough for the push on a loaded machine
+    async with two_processes_one_partner(tmp_path, push_attempts=1) as two:
+        first, second, receiver, one = two.first, two.second, two.receiver, two.one
+        await eventually(
+            lambda: two.signing_with(receiver.secret), IN_STEP_S, "both processes deliver"
+        )
+        rotated = await admin(first, "POST", one + "/secret", {"previous_valid_s": overlap_s})
+        new = rotated["secret"]
+        assert new.startswith("whsec_")
+        assert new != receiver.secret
+        assert rotated["delivery"]["secret_hint"] == "…" + new[-4:]
+        assert rotated["delivery"]["previous_secret_until"] is not None
+        await eventually(
+            lambda: two.signing_with(new, receiver.secret),
+            IN_STEP_S,
+            "the other process signs with both secrets too",
+        )
+        listed = await (await first.client.get("/v1/subscriptions", headers=ADMIN)).text()
+        assert new not in listed
 
-            def signing() -> list[tuple[str, ...] | None]:
-                found = []
-                for gateway in (first, second):
-                    partners = gateway.client.app[RUNTIME].partners
-                    assert partners is not None
-                    worker = partners.channels.worker(created["subscription_id"])
-                    found.append(None if worker is None else worker.secrets)
-                return found
+        case_id = await post(second, PINANG_HIGH)
 
-            async def signing_with(*secrets: str) -> bool:
-                return signing() == [secrets, secrets]
+        async def delivered() -> bool:
+            return [body["case_id"] for body in await receiver.accepted()] == [case_id]
 
-            await eventually(
-                lambda: signing_with(receiver.secret), IN_STEP_S, "both processes deliver"
-            )
-            rotated = await admin(first, "POST", one + "/secret", {"previous_valid_s": overlap_s})
-            new = rotated["secret"]
-            assert new.startswith("whsec_")
-            assert new != receiver.secret
-            assert rotated["delivery"]["secret_hint"] == "…" + new[-4:]
-            assert rotated["delivery"]["previous_secret_until"] is not None
-            await eventually(
-                lambda: signing_with(new, receiver.secret),
-                IN_STEP_S,
-                "the other process signs with both secrets too",
-            )
-            listed = await (await first.client.get("/v1/subscriptions", headers=ADMIN)).text()
-            assert new not in listed
+        await eventually(delivered, 10.0, "the push signed with both is accepted")
+        [during] = await receiver.messages()
+        assert signed_by(during, receiver.secret)
+        assert signed_by(during, new)
 
-            case_id = await post(second, PINANG_HIGH)
+        await eventually(
+            lambda: two.signing_with(new), overlap_s + IN_STEP_S, "the overlap ends everywhere"
+        )
+        assert (await admin(second, "GET", one))["delivery"].get("previous_secret_until") is None
+        later = await post(first, CIPONDOH_HIGH)
 
-            async def delivered() -> bool:
-                return [body["case_id"] for body in await receiver.accepted()] == [case_id]
+        async def pushed_again() -> bool:
+            return any(m["body"]["case_id"] == later for m in await receiver.messages())
 
-            await eventually(delivered, 10.0, "the push signed with both is accepted")
-            [during] = await receiver.messages()
-            assert signed_by(during, receiver.secret)
-            assert signed_by(during, new)
-
-            await eventually(
-                lambda: signing_with(new), overlap_s + IN_STEP_S, "the overlap ends everywhere"
-            )
-            assert (await admin(second, "GET", one))["delivery"].get(
-                "previous_secret_until"
-            ) is None
-            later = await post(first, CIPONDOH_HIGH)
-
-            async def pushed_again() -> bool:
-                return len(await receiver.messages()) == 2
-
-            await eventually(pushed_again, 10.0, "the next event is pushed")
-            after = (await receiver.messages())[-1]
-            assert after["body"]["case_id"] == later
-            assert signed_by(after, new)
-            assert not signed_by(after, receiver.secret)
-        finally:
-            await delete_partners(first)
+        await eventually(pushed_again, 10.0, "the next event is pushed")
+        [after] = [m for m in await receiver.messages() if m["body"]["case_id"] == later]
+        assert signed_by(after, new)
+        assert not signed_by(after, receiver.secret)
 
 
 async def test_a_new_secret_is_refused_clearly(gw: RunningGateway) -> None:
