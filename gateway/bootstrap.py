@@ -806,7 +806,8 @@ def retention_purge(
     settings: Settings, store: SqlStore, clock: Callable[[], datetime]
 ) -> WakeLoop | None:
     """The purge ``gateway purge`` makes, run by the gateway itself every
-    ``GATEWAY_PURGE_INTERVAL_S``, a batch at a time (its transactions stay short)."""
+    ``GATEWAY_PURGE_INTERVAL_S``, a batch at a time (its transactions stay short); each
+    round also erases the partner secrets replaced and past their overlap."""
     if settings.purge_interval_s == 0:
         return None
 
@@ -820,6 +821,8 @@ def retention_purge(
         )
         if purged:
             log.info("retention.purged", cases=len(purged))
+        if forgotten := await store.forget_replaced_secrets(now):
+            log.info("retention.replaced_secrets_erased", subscriptions=forgotten)
         if len(purged) == PURGE_BATCH:
             loop.wake_in(PURGE_NEXT_BATCH_S)
 
@@ -837,15 +840,18 @@ def retention_purge(
 
 async def purge_personal_data(settings: Settings, *, now: datetime | None = None) -> list[str]:
     """``gateway purge``: drop the personal data of cases that ended more than
-    ``GATEWAY_RETENTION_DAYS`` ago; answers their ids."""
+    ``GATEWAY_RETENTION_DAYS`` ago, and the partner secrets replaced and past their
+    overlap; answers the cases' ids."""
     moment = now or utc_now()
     store = await open_store(settings)
     try:
-        return await store.purge_personal_data(
+        purged = await store.purge_personal_data(
             ended_before=retention.purge_cutoff(moment, settings.retention_days),
             now=moment,
             actor=audit.Actor("cli", "gateway-purge"),
         )
+        await store.forget_replaced_secrets(moment)
+        return purged
     finally:
         await store.close()
 

@@ -193,6 +193,10 @@ class SubscriptionStore(Protocol):
         self, subscription_id: str, secret: str, previous_until: datetime, at: datetime
     ) -> Subscription | None: ...
 
+    async def forget_replaced_secrets(self, now: datetime) -> int:
+        """Erases the replaced secrets whose overlap ended by ``now``; answers how many."""
+        ...
+
     async def remove_subscription(self, subscription_id: str) -> bool: ...
 
 

@@ -26,11 +26,14 @@ from samples import (
     sealer_for_test,
 )
 
+from contracts.envelope import RecipientRole
+from contracts.subscription import DeliveryMode, SubscriptionStatus
 from gateway import audit, bootstrap, cli
 from gateway.adapters.sealing import MAGIC, Sealer, key_id_of, new_data_key
 from gateway.adapters.store import SqlStore, sealed_columns
 from gateway.errors import SealedDataUnreadable
 from gateway.model import ParkedSelector
+from gateway.partners import Subscription
 from gateway.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -358,9 +361,13 @@ async def test_purge_drops_personal_data_of_long_closed_cases_and_keeps_the_figu
         assert closed_before["case"]["victims"][0]["age"] == 41
         assert closed_before["case"]["narrative"]
 
+        await rotated_partner_secret(gw.settings, overlap_until=t0 + timedelta(days=30))
+
         assert await bootstrap.purge_personal_data(gw.settings, now=t0 + timedelta(days=29)) == []
+        assert await replaced_secret(gw.settings) == PARTNER_SECRET
         purged = await bootstrap.purge_personal_data(gw.settings, now=t0 + timedelta(days=31))
         assert purged == [closed_id]
+        assert await replaced_secret(gw.settings) is None
         assert await bootstrap.purge_personal_data(gw.settings, now=t0 + timedelta(days=32)) == []
 
         assert await get_json(gw, f"/v1/reports/sla?{span}", OPS) == sla_before
@@ -391,9 +398,49 @@ async def test_purge_drops_personal_data_of_long_closed_cases_and_keeps_the_figu
         assert {length for (length,) in bodies} == {0}
 
 
+PARTNER_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+async def rotated_partner_secret(settings: Settings, *, overlap_until: datetime) -> None:
+    """A paused partner subscription (no worker, no push) whose secret was replaced."""
+    store = await bootstrap.open_store(settings)
+    try:
+        at = overlap_until - timedelta(days=1)
+        await store.add_subscription(
+            Subscription(
+                subscription_id="sub-rotated",
+                agency_id="dinsos",
+                role=RecipientRole.SOCIAL,
+                patterns=("case.#",),
+                mode=DeliveryMode.WEBHOOK,
+                status=SubscriptionStatus.PAUSED,
+                created_at=at,
+                updated_at=at,
+                url="https://partner.example/hook",
+                secret=PARTNER_SECRET,
+            )
+        )
+        await store.rotate_subscription_secret(
+            "sub-rotated", "whsec_" + "B" * 32, overlap_until, at
+        )
+    finally:
+        await store.close()
+
+
+async def replaced_secret(settings: Settings) -> str | None:
+    store = await bootstrap.open_store(settings)
+    try:
+        subscription = await store.subscription("sub-rotated")
+    finally:
+        await store.close()
+    assert subscription is not None
+    return subscription.previous_secret
+
+
 async def test_the_gateway_purges_by_itself_once_across_processes(tmp_path: Path) -> None:
     """Two gateway processes on one store purge on their own schedule: what is due goes,
-    each case once, in the audit log under the system's retention."""
+    each case once, in the audit log under the system's retention, and a partner secret
+    replaced and past its overlap is erased."""
     t0 = datetime.now(UTC).replace(microsecond=0)
     clock = Clock(t0)
     shared: dict[str, Any] = {
@@ -414,6 +461,7 @@ async def test_the_gateway_purges_by_itself_once_across_processes(tmp_path: Path
             await close(first, case_id)
         still_open = await new_case(first)
         database = first.settings.sqlite_path()
+        await rotated_partner_secret(first.settings, overlap_until=t0 + timedelta(days=1))
 
         def sealed() -> dict[str, bool]:
             with sqlite3.connect(database) as conn:
@@ -426,6 +474,7 @@ async def test_the_gateway_purges_by_itself_once_across_processes(tmp_path: Path
 
         await asyncio.sleep(0.3)
         assert all(sealed().values()), "nothing is due within the retention period"
+        assert await replaced_secret(first.settings) == PARTNER_SECRET, "the overlap goes on"
         clock.now = t0 + timedelta(days=31)
 
         async def purged() -> bool:
@@ -435,6 +484,7 @@ async def test_the_gateway_purges_by_itself_once_across_processes(tmp_path: Path
         await asyncio.sleep(0.3)  # both processes have purged again meanwhile
 
     assert sealed() == {ended[0]: False, ended[1]: False, still_open: True}
+    assert await replaced_secret(first.settings) is None
     purges = [row for row in audit_rows(database) if row[3] == audit.CASE_PURGED]
     assert sorted((role, actor, case_id) for _, role, actor, _, case_id, _ in purges) == sorted(
         ("system", "retention", case_id) for case_id in ended

@@ -1,7 +1,7 @@
 """Subscriptions in the store, on SQLite and PostgreSQL: a store from before the 'gone'
 status (0011) keeps its subscriptions and its one-AMQP-queue-per-agency rule, a
 subscription is marked gone only while it is active, and a new secret keeps the one it
-replaces for the overlap."""
+replaces for the overlap, and no longer after it."""
 
 import json
 from datetime import UTC, datetime, timedelta
@@ -129,5 +129,35 @@ async def test_a_new_secret_keeps_the_one_it_replaces_until_the_overlap_ends(
         assert new not in str(row)
         assert str(before.secret) not in str(row)
         assert await store.rotate_subscription_secret("sub-x", new, until, at) is None
+    finally:
+        await store.close()
+
+
+async def test_a_replaced_secret_is_erased_once_its_overlap_ended(store_url: str) -> None:
+    store = await SqlStore.connect(store_url, sealer=SEALER)
+    try:
+        for subscription_id in ("sub-a", "sub-b", "sub-c"):
+            await store.add_subscription(webhook(subscription_id, ACTIVE))
+        new = "whsec_" + "B" * 32
+        at = T0 + timedelta(minutes=1)
+        ended, running = T0 + timedelta(hours=1), T0 + timedelta(days=1)
+        await store.rotate_subscription_secret("sub-a", new, ended, at)
+        await store.rotate_subscription_secret("sub-b", new, running, at)
+
+        assert await store.forget_replaced_secrets(ended - timedelta(seconds=1)) == 0
+        assert await store.forget_replaced_secrets(ended) == 1
+
+        a, b, c = [await store.subscription(s) for s in ("sub-a", "sub-b", "sub-c")]
+        assert a is not None
+        assert b is not None
+        assert c is not None
+        assert (a.secret, a.previous_secret, a.previous_until) == (new, None, None)
+        assert (b.secret, b.previous_secret, b.previous_until) == (
+            new,
+            webhook("", ACTIVE).secret,
+            running,
+        )
+        assert (c.previous_secret, c.previous_until) == (None, None)
+        assert await store.forget_replaced_secrets(ended) == 0
     finally:
         await store.close()

@@ -149,6 +149,16 @@ class SubscriptionSql(SqlBase):
                 )
         return _subscription_of(rows[0]) if rows else None
 
+    async def forget_replaced_secrets(self, now: datetime) -> int:
+        """Erases every replaced secret whose overlap has ended; answers how many."""
+        async with self._session() as conn, transaction(conn):
+            return await run(
+                conn,
+                "UPDATE subscriptions SET previous_secret = NULL, previous_until = NULL "
+                "WHERE previous_until IS NOT NULL AND previous_until <= ?",
+                (to_text(now),),
+            )
+
     async def remove_subscription(self, subscription_id: str) -> bool:
         async with self._session() as conn, transaction(conn):
             found = await fetch(
