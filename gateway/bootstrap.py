@@ -193,7 +193,7 @@ RUNTIME = web.AppKey("runtime", Runtime)
 async def _broker_check(amqp: AmqpConnection, runtime: Runtime) -> None:
     if not runtime.broker_up.is_set():
         raise NotReady("the broker topology is not declared yet")
-    if not amqp.connection.connected.is_set():
+    if not amqp.is_up:
         raise NotReady("the broker connection is down")
 
 

@@ -1,11 +1,18 @@
-"""The broker connection: one robust connection and its publisher-confirm channel.
+"""The broker connections: one that publishes, with its publisher-confirm channel, and
+one for everything else (consumers, declarations, checks).
 
-Before ``connect()`` and after ``close()`` the connection is in a disconnected state
+A broker short of memory or disk blocks every connection that publishes: it stops
+reading from it, acknowledgements and declarations included. Sharing one connection, a
+process would stop delivering messages already queued (no ack gets through, so no
+delivery past the prefetch) and declaring its topology for as long as the alarm lasts;
+apart, only publishing waits, and the outbox keeps what waits for it.
+
+Before ``connect()`` and after ``close()`` the connections are in a disconnected state
 that raises ``NotConnected`` on use, so callers never check for ``None``.
 """
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import aio_pika
@@ -34,12 +41,18 @@ class _Disconnected:
 @dataclass(frozen=True, slots=True)
 class _Connected:
     connection: AbstractRobustConnection
+    publishing: AbstractRobustConnection
     publish_channel: AbstractRobustChannel
+
+    @property
+    def is_up(self) -> bool:
+        return self.connection.connected.is_set() and self.publishing.connected.is_set()
 
 
 class AmqpConnection:
-    """``connect_robust`` reconnects by itself after the broker restarts; channels and
-    consumers opened through it are restored too."""
+    """``connect_robust`` reconnects each by itself after the broker restarts; channels and
+    consumers opened through them are restored too. The broker sees them as
+    ``{name}/consume`` and ``{name}/publish``."""
 
     def __init__(self, url: str, *, name: str = "gateway", timeout_s: float = 10.0) -> None:
         self._url = url
@@ -54,7 +67,13 @@ class AmqpConnection:
         return isinstance(self._state, _Connected)
 
     @property
+    def is_up(self) -> bool:
+        """Both connections open now (robust ones reconnect by themselves meanwhile)."""
+        return isinstance(self._state, _Connected) and self._state.is_up
+
+    @property
     def connection(self) -> AbstractRobustConnection:
+        """The connection that never publishes: consumers, declarations, checks."""
         return self._state.connection
 
     @property
@@ -65,13 +84,21 @@ class AmqpConnection:
     async def connect(self) -> None:
         if self.is_connected:
             return
-        connection = await aio_pika.connect_robust(
+        async with AsyncExitStack() as opened:
+            connection = await self._open("consume")
+            opened.push_async_callback(connection.close)
+            publishing = await self._open("publish")
+            opened.push_async_callback(publishing.close)
+            channel = await publishing.channel(publisher_confirms=True, on_return_raises=True)
+            opened.pop_all()
+        self._state = _Connected(connection, publishing, channel)
+
+    async def _open(self, role: str) -> AbstractRobustConnection:
+        return await aio_pika.connect_robust(
             self._url,
             timeout=self._timeout_s,
-            client_properties={"connection_name": self._name},
+            client_properties={"connection_name": f"{self._name}/{role}"},
         )
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        self._state = _Connected(connection, channel)
 
     async def consumer_channel(self, prefetch: int) -> AbstractRobustChannel:
         """A new channel for one consumer, with at most ``prefetch`` unacked deliveries."""
@@ -89,7 +116,10 @@ class AmqpConnection:
         state = self._state
         self._state = _Disconnected("the AMQP connection is closed")
         if isinstance(state, _Connected):
-            await state.connection.close()
+            try:
+                await state.publishing.close()
+            finally:
+                await state.connection.close()
 
 
 @asynccontextmanager

@@ -312,15 +312,22 @@ async def rabbitmqctl(*args: str) -> str:
     return out.decode()
 
 
-async def close_broker_connection(connection_name: str) -> None:
-    """Have the broker drop one client connection, as a broker restart would."""
+async def close_broker_connections(name: str) -> int:
+    """Have the broker drop every connection of the ``AmqpConnection`` named ``name``
+    (it has two, ``{name}/consume`` and ``{name}/publish``), as a broker restart would."""
     listing = await rabbitmqctl("list_connections", "pid", "client_properties", "-q", "-s")
+    closed = 0
     for line in listing.splitlines():
         pid, _, properties = line.partition("\t")
-        if f'{{"connection_name","{connection_name}"}}' in properties:
+        if f'{{"connection_name","{name}/' in properties:
             await rabbitmqctl("close_connection", pid, "test: simulated broker restart")
-            return
-    raise AssertionError(f"no broker connection named {connection_name}")
+            closed += 1
+    return closed
+
+
+async def close_broker_connection(name: str) -> None:
+    """Like ``close_broker_connections``; there must be some to close."""
+    assert await close_broker_connections(name) == 2, f"no broker connections named {name}"
 
 
 class Broker:

@@ -12,8 +12,10 @@ always start it again (detached, so even a test timeout cannot leave it down).
 """
 
 import asyncio
+import json
 import os
 import random
+import re
 import subprocess
 import time
 import uuid
@@ -48,7 +50,7 @@ from gateway_support import (
     running_gateway,
     serve_env,
 )
-from queue_support import rabbitmqctl, unused_port
+from queue_support import close_broker_connections, rabbitmqctl, unused_port
 from samples import new_secret
 from structlog.testing import capture_logs
 
@@ -69,6 +71,11 @@ STOPS_THE_BROKER = pytest.mark.skipif(
     os.environ.get("RELIABILITY_STOP_BROKER") != "1",
     reason="stops the shared broker (rabbitmqctl stop_app) for everyone on this machine: "
     "set RELIABILITY_STOP_BROKER=1 where the broker is this run's alone (CI)",
+)
+ALARMS_THE_BROKER = pytest.mark.skipif(
+    os.environ.get("RELIABILITY_STOP_BROKER") != "1",
+    reason="sets off the shared broker's memory alarm, which blocks every publisher on this "
+    "machine: set RELIABILITY_STOP_BROKER=1 where the broker is this run's alone (CI)",
 )
 NO_RATE_LIMIT: dict[str, Any] = {"rate_limit_per_s": 100_000.0, "rate_limit_burst": 100_000}
 
@@ -152,16 +159,16 @@ async def broker_stopped() -> AsyncIterator[None]:
         await asyncio.wait_for(_rabbitmqctl_detached("await_startup"), 300)
 
 
-async def _rabbitmqctl_detached(command: str) -> None:
+async def _rabbitmqctl_detached(*args: str) -> None:
     process = subprocess.Popen(  # noqa: ASYNC220 - detached on purpose, polled below
-        ["rabbitmqctl", command],
+        ["rabbitmqctl", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     while process.poll() is None:  # noqa: ASYNC110 - a detached child, polled
         await asyncio.sleep(0.2)
-    assert process.returncode == 0, f"rabbitmqctl {command} failed"
+    assert process.returncode == 0, f"rabbitmqctl {' '.join(args)} failed"
 
 
 async def expected_c112_ids(gw: RunningGateway, case_ids: list[str]) -> set[str]:
@@ -208,17 +215,6 @@ async def test_broker_stopped_and_started_while_reports_flow(tmp_path: Path) -> 
 # 2
 
 
-async def close_connections_named(name: str) -> int:
-    listing = await rabbitmqctl("list_connections", "pid", "client_properties", "-q", "-s")
-    closed = 0
-    for line in listing.splitlines():
-        pid, _, properties = line.partition("\t")
-        if f'{{"connection_name","{name}"}}' in properties:
-            await rabbitmqctl("close_connection", pid, "test: all connections closed")
-            closed += 1
-    return closed
-
-
 @pytest.mark.timeout(120)
 async def test_every_broker_connection_closed_mid_flow(tmp_path: Path) -> None:
     count = 300
@@ -231,7 +227,7 @@ async def test_every_broker_connection_closed_mid_flow(tmp_path: Path) -> None:
 
         await eventually(a_third, 60, "a third of the reports accepted")
         # the gateway's own connections only: other test runs share this broker
-        assert await close_connections_named(f"gateway-{gw.settings.namespace}") >= 1
+        assert await close_broker_connections(f"gateway-{gw.settings.namespace}") == 2
         closed_at = time.monotonic()
         await poster
         messages = await all_delivered(gw.sim, count, 90, "every report delivered")
@@ -678,3 +674,71 @@ async def test_a_queue_deleted_on_the_broker_is_back_within_the_check_interval(
             return parking in await queues_on_broker(gw.settings)
 
         await eventually(back, 10, "the parking queue declared again")
+
+
+@asynccontextmanager
+async def memory_alarm() -> AsyncIterator[None]:
+    """The broker's memory alarm on for the block (a watermark of 0), then its own
+    watermark again, set by a detached ``rabbitmqctl`` as ``broker_stopped`` starts it."""
+    status = json.loads(await rabbitmqctl("status", "--formatter", "json"))
+    setting = status["vm_memory_high_watermark_setting"]
+    if "relative" in setting:
+        restore = ["set_vm_memory_high_watermark", str(setting["relative"])]
+    else:
+        restore = ["set_vm_memory_high_watermark", "absolute", str(setting["absolute"])]
+    await rabbitmqctl("set_vm_memory_high_watermark", "0")
+    try:
+        yield
+    finally:
+        await asyncio.wait_for(_rabbitmqctl_detached(*restore), 120)
+
+
+async def connection_states(name: str) -> dict[str, str]:
+    """The state (``running``, ``blocking``, ``blocked`` ...) of each broker connection
+    whose name starts with ``name``, by name."""
+    listing = await rabbitmqctl("list_connections", "client_properties", "state", "-q", "-s")
+    states: dict[str, str] = {}
+    for line in listing.splitlines():
+        properties, _, state = line.rpartition("\t")
+        found = re.search(r'\{"connection_name","([^"]+)"\}', properties)
+        if found is not None and found.group(1).startswith(name):
+            states[found.group(1)] = state
+    return states
+
+
+@ALARMS_THE_BROKER
+@pytest.mark.timeout(120)
+async def test_deliveries_go_on_while_the_broker_blocks_publishing(tmp_path: Path) -> None:
+    """A broker short of memory blocks the connections that publish. Reports queued for
+    112 before are still delivered (and acknowledged) meanwhile; one accepted during
+    the alarm waits in the outbox and goes once it is over."""
+    count, prefetch = 12, 2
+    async with running_gateway(tmp_path, prefetch=prefetch, **NO_RATE_LIMIT) as gw:
+        await set_sim_mode(gw, mode="slow", delay_ms=4000)
+        accepted: list[str] = []
+        await post_many(gw, count, accepted)
+        store = await gw.store()
+        try:
+
+            async def all_published() -> bool:
+                return not await store.pending_outbox(1000)
+
+            await eventually(all_published, 20, "every outbox row published")
+        finally:
+            await store.close()
+        name = f"gateway-{gw.settings.namespace}/"
+        async with memory_alarm():
+            await set_sim_mode(gw, mode="ok")
+            await post_many(gw, 1, accepted)
+
+            async def publishing_blocked() -> bool:
+                return (await connection_states(name)).get(f"{name}publish") == "blocked"
+
+            await eventually(publishing_blocked, 20, "the publishing connection blocked")
+            delivered = await all_delivered(gw.sim, count, 30, "the queued reports delivered")
+            assert len(ok_ids(delivered)) == count, "the report of the alarm waits"
+            assert (await connection_states(name))[f"{name}publish"] == "blocked"
+        messages = await all_delivered(gw.sim, count + 1, 30, "the waiting report delivered")
+        tally = Tally.of(set(c112_ids_by_case(messages).values()), messages)
+        assert {m["body"]["case_id"] for m in messages} == set(accepted)
+        assert (tally.accepted, tally.lost, tally.duplicates) == (count + 1, 0, 0)
