@@ -52,18 +52,20 @@ from gateway.logs import configure_logging
 from gateway.model import ParkedMessage, ParkedSelector, RecipientLive, Timer, TimerEffects
 from gateway.queue.connection import AmqpConnection
 from gateway.queue.delivery_worker import DeliveryWorker, QuickRetry, RecipientEndpoint
+from gateway.queue.notices import (
+    SUBSCRIPTIONS_CHANGED,
+    TOPOLOGY_RESTORED,
+    Announcer,
+    announce_restored,
+    listen_for_notices,
+)
 from gateway.queue.parking import ParkingRecorder, Replayer
 from gateway.queue.partner_router import BrokerPartnerChannels, PartnerRouter, PartnerTopology
 from gateway.queue.publisher import Publisher
 from gateway.queue.queue_depths import QueueDepths
 from gateway.queue.relay import OutboxRelay
 from gateway.queue.topology import Topology, build_topology
-from gateway.queue.topology_keeper import (
-    Consumer,
-    TopologyKeeper,
-    announce_restored,
-    listen_for_notices,
-)
+from gateway.queue.topology_keeper import Consumer, TopologyKeeper
 from gateway.routing import C112_RECIPIENT
 from gateway.settings import Settings
 from gateway.subscriptions import SubscriptionService
@@ -197,6 +199,13 @@ async def _broker_check(amqp: AmqpConnection, runtime: Runtime) -> None:
         raise NotReady("the broker connection is down")
 
 
+def _notice_handlers(runtime: Runtime, keeper: TopologyKeeper) -> dict[str, Callable[[], None]]:
+    handlers = {TOPOLOGY_RESTORED: keeper.restored}
+    if runtime.partners is not None:
+        handlers[SUBSCRIPTIONS_CHANGED] = runtime.partners.sync_now
+    return handlers
+
+
 async def _bring_up_broker(
     amqp: AmqpConnection, topo: Topology, runtime: Runtime, keeper: TopologyKeeper
 ) -> None:
@@ -210,7 +219,7 @@ async def _bring_up_broker(
         try:
             await amqp.connect()
             await amqp.declare(topo)
-            await listen_for_notices(amqp, topo, process_id(), keeper.restored)
+            await listen_for_notices(amqp, topo, process_id(), _notice_handlers(runtime, keeper))
             for worker in runtime.workers:
                 await worker.start()
             if runtime.parking is not None:
@@ -484,16 +493,28 @@ class Partners:
 
     service: SubscriptionService
     channels: BrokerPartnerChannels
+    announcer: Announcer
     sync_s: float
     deliver: bool = True
-    _in_step: asyncio.Task[None] | None = None
+    _in_step: WakeLoop | None = None
 
     async def start(self) -> None:
         """Declare and start every stored subscription (the router starts with the first),
-        then keep the workers in step with the store."""
+        then keep the workers in step with the store: every ``sync_s``, and at once when
+        a process announces a change."""
         await self.service.restore()
         if self.deliver and self._in_step is None:
-            self._in_step = asyncio.create_task(self._keep_in_step(), name="subscriptions-sync")
+            self._in_step = WakeLoop(
+                "subscriptions-sync",
+                lambda: self.channels.reconcile(self.service.list),
+                poll_interval_s=self.sync_s,
+                on_failure=_sync_failed,
+            )
+            self._in_step.start()
+
+    def sync_now(self) -> None:
+        if self._in_step is not None:
+            self._in_step.wake()
 
     # the topology keeper's view of the subscriptions' webhook workers, as one consumer
     queue_name = None
@@ -506,20 +527,15 @@ class Partners:
         await self.channels.restart_workers()
 
     async def stop(self) -> None:
-        task, self._in_step = self._in_step, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        in_step, self._in_step = self._in_step, None
+        if in_step is not None:
+            await in_step.stop()
+        await self.announcer.stop()
         await self.channels.stop()
 
-    async def _keep_in_step(self) -> None:
-        while True:
-            await asyncio.sleep(self.sync_s)
-            try:
-                await self.channels.reconcile(self.service.list)
-            except Exception as exc:  # noqa: BLE001 - the next round tries again
-                log.warning("subscriptions.sync_failed", error_class=type(exc).__name__)
+
+def _sync_failed(exc: Exception, retry_in_s: float) -> None:
+    log.warning("subscriptions.sync_failed", error_class=type(exc).__name__, retry_in_s=retry_in_s)
 
 
 async def mark_gone(service: SubscriptionService, subscription_id: str) -> None:
@@ -563,16 +579,19 @@ def partners(
         deliver=runtime.role.delivers,
     )
     router.when_queue_missing(channels.restore)
+    announcer = Announcer(publisher, topo)
     service = SubscriptionService(
         store=store,
         channels=channels,
         clock=runtime.clock,
         new_id=new_subscription_id,
         new_secret=new_webhook_secret,
+        changed=lambda: announcer(SUBSCRIPTIONS_CHANGED),
     )
     return Partners(
         service=service,
         channels=channels,
+        announcer=announcer,
         sync_s=settings.subscription_sync_s,
         deliver=runtime.role.delivers,
     )

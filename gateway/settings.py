@@ -104,9 +104,9 @@ class Settings(BaseSettings):
         gt=0,
         description=(
             "How often each process brings its partner workers in step with the stored "
-            "subscriptions (seconds): a change made through another process takes effect "
-            "here within this; a partner router's queue deleted on the broker is declared "
-            "again within this."
+            "subscriptions (seconds), besides at once when another process announces a "
+            "change: a change whose notice the broker lost takes effect here within this; a "
+            "partner router's queue deleted on the broker is declared again within this."
         ),
     )
     log_json: bool | None = Field(None, description="Force JSON logs (default: when not a TTY).")

@@ -3,7 +3,9 @@ give a webhook subscription a new secret, and mark one gone when its partner ans
 
 It talks to the store and the broker only through the ``SubscriptionStore`` and
 ``PartnerChannels`` ports. A subscription's queue is declared before the subscription
-is stored, so the router never routes to a queue that does not exist yet.
+is stored, so the router never routes to a queue that does not exist yet. Every change,
+once stored and applied in this process, is told to ``changed`` (the other processes
+apply it from the store).
 """
 
 from collections.abc import Callable
@@ -40,6 +42,10 @@ class SubscriptionNotFound(GatewayError):
     pass
 
 
+def _unheard() -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class SubscriptionService:
     store: SubscriptionStore
@@ -47,6 +53,7 @@ class SubscriptionService:
     clock: Callable[[], datetime]
     new_id: Callable[[], str]
     new_secret: Callable[[], str]
+    changed: Callable[[], None] = _unheard
 
     async def create(self, request: NewSubscription) -> tuple[Subscription, str | None]:
         """The new subscription and, for a webhook, its secret (shown this once)."""
@@ -88,6 +95,7 @@ class SubscriptionService:
         except BaseException:
             await self.channels.close(subscription, await self.store.subscriptions())
             raise
+        self.changed()
         return subscription, secret
 
     async def list(self) -> list[Subscription]:
@@ -111,19 +119,22 @@ class SubscriptionService:
             return subscription
         changed = await self._set(subscription_id, SubscriptionStatus.PAUSED)
         await self.channels.pause(changed)
+        self.changed()
         return changed
 
     async def gone(self, subscription_id: str) -> Subscription | None:
         """The partner's endpoint answered 410 Gone: stop delivering in every process
-        (each stops its worker at its next sync) until an admin resumes it. A
-        subscription paused or deleted meanwhile is left as it is; answers it as it is
-        now, ``None`` when deleted."""
-        return await self.store.set_subscription_status(
+        until an admin resumes it. A subscription paused or deleted meanwhile is left as
+        it is; answers it as it is now, ``None`` when deleted."""
+        now = await self.store.set_subscription_status(
             subscription_id,
             SubscriptionStatus.GONE,
             self.clock(),
             only_from=SubscriptionStatus.ACTIVE,
         )
+        if now is not None and now.status is SubscriptionStatus.GONE:
+            self.changed()
+        return now
 
     async def resume(self, subscription_id: str) -> Subscription:
         """Deliver again, starting with everything that queued while paused or gone."""
@@ -132,14 +143,14 @@ class SubscriptionService:
             return subscription
         changed = await self._set(subscription_id, SubscriptionStatus.ACTIVE)
         await self.channels.resume(changed)
+        self.changed()
         return changed
 
     async def rotate_secret(
         self, subscription_id: str, request: NewSecret
     ) -> tuple[Subscription, str]:
         """Sign with a new secret from now on, and with the one it replaces as well for
-        ``previous_valid_s``; answers the subscription and its new secret (shown once).
-        Other processes sign with it from their next sync."""
+        ``previous_valid_s``; answers the subscription and its new secret (shown once)."""
         subscription = await self.get(subscription_id)
         if subscription.mode is DeliveryMode.AMQP:
             raise SubscriptionConflict(
@@ -156,6 +167,7 @@ class SubscriptionService:
         if rotated is None:
             raise SubscriptionNotFound(subscription_id)
         await self.channels.rekey(rotated)
+        self.changed()
         return rotated, secret
 
     async def delete(self, subscription_id: str) -> Subscription:
@@ -164,6 +176,7 @@ class SubscriptionService:
         subscription = await self.get(subscription_id)
         await self.store.remove_subscription(subscription_id)
         await self.channels.close(subscription, await self.store.subscriptions())
+        self.changed()
         return subscription
 
     async def restore(self) -> None:

@@ -9,19 +9,16 @@ deliveries can fail to reach the handler: they consume again on a new channel.
 
 The keeper declares again at once when a publish of the gateway's own comes back
 unroutable (an ops alert), then tells every gateway process through the control exchange
-(``{ns}.control``), and each restarts its consumers; every ``check_s`` otherwise, it
-declares and restarts a consumer whose queue the broker counts none on.
+(``gateway.queue.notices``), and each restarts its consumers; every ``check_s``
+otherwise, it declares and restarts a consumer whose queue the broker counts none on.
 """
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
-import aio_pika
 import structlog
-from aio_pika.abc import AbstractIncomingMessage
 
-from gateway.queue.connection import AmqpConnection
-from gateway.queue.publisher import Publisher, PublishFailed
+from gateway.queue.publisher import PublishFailed
 from gateway.queue.topology import Topology
 from gateway.wake_loop import WakeLoop
 
@@ -122,31 +119,3 @@ class TopologyKeeper:
 
     async def stop(self) -> None:
         await self._loop.stop()
-
-
-TOPOLOGY_RESTORED = "topology.restored"
-
-
-async def announce_restored(publisher: Publisher, topology: Topology) -> None:
-    """Tell every gateway process that ``topology`` was declared again."""
-    notice = aio_pika.Message(TOPOLOGY_RESTORED.encode(), type=TOPOLOGY_RESTORED)
-    await publisher.send(topology.control_exchange, TOPOLOGY_RESTORED, notice)
-
-
-async def listen_for_notices(
-    connection: AmqpConnection, topology: Topology, process: str, restored: Callable[[], None]
-) -> None:
-    """Bind a queue of this process's own to the control exchange (it goes with the
-    connection) and call ``restored`` for each notice."""
-    channel = await connection.consumer_channel(1)
-    queue = await channel.declare_queue(
-        f"{topology.control_exchange}.{process}", exclusive=True, auto_delete=True
-    )
-    await queue.bind(topology.control_exchange)
-
-    async def heard(message: AbstractIncomingMessage) -> None:
-        await message.ack()
-        if message.type == TOPOLOGY_RESTORED:
-            restored()
-
-    await queue.consume(heard)

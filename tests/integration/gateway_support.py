@@ -24,10 +24,10 @@ from gateway.adapters.simulator_112 import create_simulator_app
 from gateway.adapters.store import SqlStore
 from gateway.bootstrap import RUNTIME, build_app, open_store, topology
 from gateway.queue.connection import AmqpConnection
+from gateway.queue.notices import announce_restored
 from gateway.queue.partner_router import PartnerTopology, delete_partner_base
 from gateway.queue.publisher import Publisher
 from gateway.queue.topology import delete
-from gateway.queue.topology_keeper import announce_restored
 from gateway.settings import Settings
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"

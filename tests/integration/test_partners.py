@@ -654,6 +654,39 @@ async def test_a_partner_answering_410_stops_its_subscription_in_every_process_u
         assert changes == [("system", "gone"), ("admin", "active")]
 
 
+async def test_a_change_through_one_process_takes_effect_in_the_other_at_once(
+    tmp_path: Path,
+) -> None:
+    """Every change is announced on the control exchange: the other process applies it
+    without waiting for its sync, an hour here."""
+    async with two_processes_one_partner(
+        tmp_path, subscription_sync_s=3600, push_attempts=1
+    ) as two:
+        first, second, receiver, one = two.first, two.second, two.receiver, two.one
+
+        async def neither_delivers() -> bool:
+            return two.delivering() == [False, False]
+
+        await eventually(two.both_deliver, IN_STEP_S, "the other process delivers it too")
+        await admin(second, "POST", one + "/pause")
+        await eventually(neither_delivers, IN_STEP_S, "paused in both processes")
+        await admin(first, "POST", one + "/resume")
+        await eventually(two.both_deliver, IN_STEP_S, "resumed in both processes")
+        await receiver.set_mode(mode="fail", status=410)
+        await post(first, PINANG_HIGH)
+        await eventually(neither_delivers, IN_STEP_S, "gone in both processes")
+        await admin(second, "POST", one + "/resume")
+        await eventually(two.both_deliver, IN_STEP_S, "resumed again in both processes")
+        leaked = await admin(first, "POST", one + "/secret", {"previous_valid_s": 0})
+        await eventually(
+            lambda: two.signing_with(leaked["secret"]),
+            IN_STEP_S,
+            "the replaced secret dropped in both processes",
+        )
+        await admin(second, "DELETE", one, expect=204)
+        await eventually(neither_delivers, IN_STEP_S, "deleted in both processes")
+
+
 async def test_a_sync_round_from_a_stale_snapshot_cannot_undo_a_pause(gw: RunningGateway) -> None:
     async with partner() as receiver:
         created = await subscribe(
