@@ -406,7 +406,7 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
     c112_secret = settings.c112_secret.get_secret_value() if settings.c112_secret else ""
     app[DELIVERY].bind(
         store=store,
-        replay=replayer.replay,
+        replay=lambda selector, by: replayer.replay(selector, by=by),
         c112_secrets=tuple(signing.split_secrets(c112_secret)),
     )
     inbound = settings.inbound_secret.get_secret_value() if settings.inbound_secret else ""
@@ -686,15 +686,9 @@ def bind_ops_console(
     )
 
 
-def build_app(
-    settings: Settings,
-    *,
-    clock: Callable[[], datetime] = utc_now,
-    role: ProcessRole = ProcessRole.ALL,
-) -> web.Application:
-    """The gateway (or the part ``role`` names) as one aiohttp application; connections
-    open at startup."""
-    tokens = TokenTable(
+def token_table(settings: Settings) -> TokenTable:
+    """The API's bearer tokens, by role."""
+    return TokenTable(
         {
             role: secret.get_secret_value()
             for role, secret in {
@@ -706,6 +700,17 @@ def build_app(
             if secret is not None
         }
     )
+
+
+def build_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    role: ProcessRole = ProcessRole.ALL,
+) -> web.Application:
+    """The gateway (or the part ``role`` names) as one aiohttp application; connections
+    open at startup."""
+    tokens = token_table(settings)
     buckets = TokenBuckets(per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst)
     app = web.Application(
         middlewares=[
@@ -807,7 +812,7 @@ async def replay_parked(settings: Settings, selector: ParkedSelector) -> list[Pa
         topo = topology(settings)
         await amqp.declare(topo)
         replayer = Replayer(Publisher(amqp, topo), topo, store, clock=utc_now)
-        return await replayer.replay(selector)
+        return await replayer.replay(selector, by=audit.Actor("cli", "gateway-replay"))
     finally:
         await amqp.close()
         await store.close()

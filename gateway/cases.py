@@ -39,10 +39,11 @@ class CaseService:
     on_committed: Callable[[], None]
 
     async def record_event(
-        self, case_id: str, event: CaseEventRequest, role: StaffRole
+        self, case_id: str, event: CaseEventRequest, role: StaffRole, *, via: str | None = None
     ) -> CaseSnapshot:
-        """Apply one event; answers the case after it. Raises ``CaseNotFound`` and the
-        workflow's ``StepNotYours`` / ``InvalidEvent`` / ``IllegalTransition``."""
+        """Apply one event; answers the case after it. ``via`` names the credential it
+        came with (its audit row keeps it). Raises ``CaseNotFound`` and the workflow's
+        ``StepNotYours`` / ``InvalidEvent`` / ``IllegalTransition``."""
         other = event.duplicate_of if event.type is EventType.DUPLICATE_OF else None
         if other is not None and await self.store.case_snapshot(other) is None:
             raise InvalidEvent([FieldError(pointer="/duplicate_of", detail="no such case is kept")])
@@ -59,7 +60,7 @@ class CaseService:
                 sending=self.sending,
             )
 
-        decision = await self.store.apply_case_event(case_id, judge)
+        decision = await self.store.apply_case_event(case_id, judge, via=via)
         if decision is None:
             raise CaseNotFound(case_id)
         self.on_committed()
@@ -68,21 +69,21 @@ class CaseService:
             raise CaseNotFound(case_id)
         return after
 
-    async def view(self, case_id: str, *, full: bool, reader: str) -> CaseView:
+    async def view(self, case_id: str, *, full: bool, reader: audit.Actor) -> CaseView:
         snapshot = await self.store.case_snapshot(case_id)
         if snapshot is None:
             raise CaseNotFound(case_id)
         return await self.view_of(snapshot, full=full, reader=reader)
 
-    async def view_of(self, snapshot: CaseSnapshot, *, full: bool, reader: str) -> CaseView:
+    async def view_of(self, snapshot: CaseSnapshot, *, full: bool, reader: audit.Actor) -> CaseView:
         """The case with its delivery record (the delivery log and 112's receipts). A
-        ``full`` view shows personal data: the audit log records ``reader`` (a role) first."""
+        ``full`` view shows personal data: the audit log records ``reader`` first."""
         case_id = snapshot.case.case_id
         if full:
             await self.store.append_audit(
                 audit.AuditEntry(
                     at=self.clock(),
-                    actor=audit.Actor(reader),
+                    actor=reader,
                     action=audit.CASE_READ,
                     case_id=case_id,
                 )

@@ -190,6 +190,16 @@ def _partner_access(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tokens(args: argparse.Namespace) -> int:
+    """Each configured API token's role and fingerprint, the audit log's name for it."""
+    from gateway.bootstrap import token_table
+    from gateway.settings import Settings
+
+    for role, fingerprint in token_table(Settings()).fingerprints():
+        print(f"{role.value}\t{fingerprint}")
+    return 0
+
+
 def _config_table(args: argparse.Namespace) -> int:
     from gateway.settings import settings_table
 
@@ -309,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--secret", required=True, help="the subscription's whsec_ secret (shown at creation)"
     )
     partner_sim.set_defaults(func=_simulate, banner="partner simulator", path="/")
+
+    tokens = commands.add_parser(
+        "tokens", help="print each API token's role and fingerprint (how the audit log names it)"
+    )
+    tokens.set_defaults(func=_tokens)
 
     table = commands.add_parser("config-table", help="print every setting as a Markdown table")
     table.set_defaults(func=_config_table)

@@ -6,7 +6,7 @@ from typing import Protocol
 
 from contracts.case import Case
 from contracts.subscription import SubscriptionStatus
-from gateway.audit import AuditEntry, AuditRow
+from gateway.audit import Actor, AuditEntry, AuditRow
 from gateway.case_messages import CaseDecision
 from gateway.model import (
     AcceptedReport,
@@ -119,8 +119,9 @@ class Store(Protocol):
         """Parked messages not replayed yet, oldest first."""
         ...
 
-    async def mark_replayed(self, parked_ids: Sequence[int], at: datetime) -> None:
-        """Take messages out of the parking lot and unsettle them: they are pending again."""
+    async def mark_replayed(self, parked_ids: Sequence[int], at: datetime, *, by: Actor) -> None:
+        """Take messages out of the parking lot and unsettle them: they are pending again;
+        the audit log names ``by``."""
         ...
 
     async def record_receipt(self, receipt: ReceiptRecord) -> tuple[ReceiptRecord, bool]:
@@ -169,7 +170,9 @@ class Clock(Protocol):
 class SubscriptionStore(Protocol):
     """Durable partner subscriptions, secrets included."""
 
-    async def add_subscription(self, subscription: Subscription) -> None: ...
+    async def add_subscription(self, subscription: Subscription, *, by: Actor) -> None:
+        """Keep it; ``by`` is who made it, for the audit log (as in the changes below)."""
+        ...
 
     async def subscriptions(self) -> list[Subscription]:
         """Every subscription, oldest first."""
@@ -183,6 +186,7 @@ class SubscriptionStore(Protocol):
         status: SubscriptionStatus,
         at: datetime,
         *,
+        by: Actor,
         only_from: SubscriptionStatus | None = None,
     ) -> Subscription | None:
         """Answers the subscription as it is now, ``None`` when there is no such one; with
@@ -190,14 +194,20 @@ class SubscriptionStore(Protocol):
         ...
 
     async def rotate_subscription_secret(
-        self, subscription_id: str, secret: str, previous_until: datetime, at: datetime
+        self,
+        subscription_id: str,
+        secret: str,
+        previous_until: datetime,
+        at: datetime,
+        *,
+        by: Actor,
     ) -> Subscription | None: ...
 
     async def forget_replaced_secrets(self, now: datetime) -> int:
         """Erases the replaced secrets whose overlap ended by ``now``; answers how many."""
         ...
 
-    async def remove_subscription(self, subscription_id: str) -> bool: ...
+    async def remove_subscription(self, subscription_id: str, *, by: Actor) -> bool: ...
 
 
 class PartnerChannels(Protocol):
@@ -252,11 +262,16 @@ class CaseStore(Protocol):
         ...
 
     async def apply_case_event(
-        self, case_id: str, decide: Callable[[CaseSnapshot], CaseDecision]
+        self,
+        case_id: str,
+        decide: Callable[[CaseSnapshot], CaseDecision],
+        *,
+        via: str | None = None,
     ) -> CaseDecision | None:
         """In one transaction: read the case, let ``decide`` (pure) judge the event, and
-        write the workflow, the history entry, the timers and the outbox rows it decided.
-        ``None`` when there is no such case; whatever ``decide`` raises rolls it all back."""
+        write the workflow, the history entry, its audit row (with ``via``, the credential
+        it came with, when given), the timers and the outbox rows it decided. ``None`` when
+        there is no such case; whatever ``decide`` raises rolls it all back."""
         ...
 
     async def case_snapshots(

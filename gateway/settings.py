@@ -9,6 +9,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_DATABASE_URL = "sqlite:///var/gateway.sqlite3"
 
 
+_MANY = (
+    "; space-separated, for rotation or one per person (the audit log names each by its "
+    "fingerprint, `gateway tokens`)."
+)
+
+
 class Settings(BaseSettings):
     """Every setting of the gateway. The README's configuration table lists the same."""
 
@@ -45,24 +51,15 @@ class Settings(BaseSettings):
         None,
         description="whsec_ secret(s) Si Lacak Perak signs with; space-separated for rotation.",
     )
-    ops_token: SecretStr | None = Field(
-        None, description="Bearer token of the ops role; space-separated for rotation."
-    )
+    ops_token: SecretStr | None = Field(None, description=f"Bearer token(s) of the ops role{_MANY}")
     satgas_token: SecretStr | None = Field(
-        None,
-        description=(
-            "Bearer token of the Satgas PPA role (SOP steps); space-separated for rotation."
-        ),
+        None, description=f"Bearer token(s) of the Satgas PPA role (SOP steps){_MANY}"
     )
     head_token: SecretStr | None = Field(
-        None,
-        description=(
-            "Bearer token of the Kepala UPTD PPA role (SOP steps); space-separated for rotation."
-        ),
+        None, description=f"Bearer token(s) of the Kepala UPTD PPA role (SOP steps){_MANY}"
     )
     admin_token: SecretStr | None = Field(
-        None,
-        description="Bearer token of the admin role (subscriptions); space-separated for rotation.",
+        None, description=f"Bearer token(s) of the admin role (subscriptions){_MANY}"
     )
     sender_id: str = Field(
         "id.go.tangerangkota.dp3ap2kb.uptd-ppa", description="sender_id of every envelope."

@@ -22,7 +22,7 @@ from contracts.subscription import (
     SubscriptionView,
     WebhookDelivery,
 )
-from gateway import topics
+from gateway import audit, topics
 from gateway.errors import GatewayError, InvalidInput
 from gateway.partners import Subscription
 from gateway.ports import PartnerChannels, SubscriptionStore
@@ -55,8 +55,11 @@ class SubscriptionService:
     new_secret: Callable[[], str]
     changed: Callable[[], None] = _unheard
 
-    async def create(self, request: NewSubscription) -> tuple[Subscription, str | None]:
-        """The new subscription and, for a webhook, its secret (shown this once)."""
+    async def create(
+        self, request: NewSubscription, *, by: audit.Actor
+    ) -> tuple[Subscription, str | None]:
+        """The new subscription and, for a webhook, its secret (shown this once). ``by``
+        (here and below) is who asks, for the audit log."""
         errors = [
             FieldError(pointer=f"/patterns/{i}", detail=str(exc))
             for i, pattern in enumerate(request.patterns)
@@ -91,7 +94,7 @@ class SubscriptionService:
         )
         await self.channels.open(subscription)
         try:
-            await self.store.add_subscription(subscription)
+            await self.store.add_subscription(subscription, by=by)
         except BaseException:
             await self.channels.close(subscription, await self.store.subscriptions())
             raise
@@ -107,7 +110,7 @@ class SubscriptionService:
             raise SubscriptionNotFound(subscription_id)
         return subscription
 
-    async def pause(self, subscription_id: str) -> Subscription:
+    async def pause(self, subscription_id: str, *, by: audit.Actor) -> Subscription:
         """Stop delivering a webhook subscription; its queue keeps filling."""
         subscription = await self.get(subscription_id)
         if subscription.mode is DeliveryMode.AMQP:
@@ -117,7 +120,7 @@ class SubscriptionService:
             )
         if not subscription.active:
             return subscription
-        changed = await self._set(subscription_id, SubscriptionStatus.PAUSED)
+        changed = await self._set(subscription_id, SubscriptionStatus.PAUSED, by)
         await self.channels.pause(changed)
         self.changed()
         return changed
@@ -130,24 +133,25 @@ class SubscriptionService:
             subscription_id,
             SubscriptionStatus.GONE,
             self.clock(),
+            by=audit.SYSTEM,
             only_from=SubscriptionStatus.ACTIVE,
         )
         if now is not None and now.status is SubscriptionStatus.GONE:
             self.changed()
         return now
 
-    async def resume(self, subscription_id: str) -> Subscription:
+    async def resume(self, subscription_id: str, *, by: audit.Actor) -> Subscription:
         """Deliver again, starting with everything that queued while paused or gone."""
         subscription = await self.get(subscription_id)
         if subscription.active:
             return subscription
-        changed = await self._set(subscription_id, SubscriptionStatus.ACTIVE)
+        changed = await self._set(subscription_id, SubscriptionStatus.ACTIVE, by)
         await self.channels.resume(changed)
         self.changed()
         return changed
 
     async def rotate_secret(
-        self, subscription_id: str, request: NewSecret
+        self, subscription_id: str, request: NewSecret, *, by: audit.Actor
     ) -> tuple[Subscription, str]:
         """Sign with a new secret from now on, and with the one it replaces as well for
         ``previous_valid_s``; answers the subscription and its new secret (shown once)."""
@@ -162,7 +166,11 @@ class SubscriptionService:
             raise SubscriptionConflict("the new secret is the one in force")
         now = self.clock()
         rotated = await self.store.rotate_subscription_secret(
-            subscription_id, secret, now + timedelta(seconds=request.previous_valid_s), now
+            subscription_id,
+            secret,
+            now + timedelta(seconds=request.previous_valid_s),
+            now,
+            by=by,
         )
         if rotated is None:
             raise SubscriptionNotFound(subscription_id)
@@ -170,11 +178,11 @@ class SubscriptionService:
         self.changed()
         return rotated, secret
 
-    async def delete(self, subscription_id: str) -> Subscription:
+    async def delete(self, subscription_id: str, *, by: audit.Actor) -> Subscription:
         """Stop routing and delivering, and delete its queue with what it holds; answers
         the subscription as it was."""
         subscription = await self.get(subscription_id)
-        await self.store.remove_subscription(subscription_id)
+        await self.store.remove_subscription(subscription_id, by=by)
         await self.channels.close(subscription, await self.store.subscriptions())
         self.changed()
         return subscription
@@ -202,8 +210,12 @@ class SubscriptionService:
             updated_at=subscription.updated_at,
         )
 
-    async def _set(self, subscription_id: str, status: SubscriptionStatus) -> Subscription:
-        changed = await self.store.set_subscription_status(subscription_id, status, self.clock())
+    async def _set(
+        self, subscription_id: str, status: SubscriptionStatus, by: audit.Actor
+    ) -> Subscription:
+        changed = await self.store.set_subscription_status(
+            subscription_id, status, self.clock(), by=by
+        )
         if changed is None:
             raise SubscriptionNotFound(subscription_id)
         return changed

@@ -1,7 +1,11 @@
 """Bearer tokens per role, compared in constant time, checked by one middleware.
 
 Each route in the route table declares the roles it accepts; a route that declares
-none is public or authenticated by a Standard Webhooks signature in its handler.
+none is public or authenticated by a Standard Webhooks signature in its handler. The
+middleware gives each authenticated request its ``ACTOR`` for the audit log: the role
+and the token's fingerprint (``tok_`` and the first 12 hex digits of its SHA-256), which
+names the token without revealing it, so that the log tells apart the holders of one
+role's tokens (``gateway tokens`` lists the fingerprints of the configured ones).
 """
 
 import hashlib
@@ -11,16 +15,28 @@ from collections.abc import Awaitable, Callable, Mapping
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from gateway import audit
 from gateway.access import ApiRole
 from gateway.adapters.problems import problem_response
 from gateway.signing import split_secrets
 
 ROLE = web.RequestKey("role", ApiRole)
+ACTOR = web.RequestKey("actor", audit.Actor)
+FINGERPRINT_PREFIX = "tok_"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
+
+
+def _fingerprint(digest: bytes) -> str:
+    return FINGERPRINT_PREFIX + digest.hex()[:12]
+
+
+def token_fingerprint(token: str) -> str:
+    """How the audit log names ``token``."""
+    return _fingerprint(_digest(token))
 
 
 class TokenTable:
@@ -41,12 +57,21 @@ class TokenTable:
         self._digests = [(role, digest) for digest, role in owners.items()]
 
     def role_of(self, token: str) -> ApiRole | None:
+        found = self.identify(token)
+        return None if found is None else found[0]
+
+    def identify(self, token: str) -> tuple[ApiRole, str] | None:
+        """The token's role and fingerprint, or None for an unknown token."""
         offered = _digest(token)
         found = None
         for role, digest in self._digests:
             if hmac.compare_digest(offered, digest):
-                found = role
+                found = role, _fingerprint(digest)
         return found
+
+    def fingerprints(self) -> list[tuple[ApiRole, str]]:
+        """Each configured token's role and fingerprint."""
+        return [(role, _fingerprint(digest)) for role, digest in self._digests]
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -68,11 +93,12 @@ def auth_middleware(
             return problem_response(
                 401, slug="unauthenticated", detail="Send a bearer token.", headers=challenge
             )
-        role = tokens.role_of(token)
-        if role is None:
+        found = tokens.identify(token)
+        if found is None:
             return problem_response(
                 401, slug="unauthenticated", detail="Unknown token.", headers=challenge
             )
+        role, fingerprint = found
         if role not in allowed:
             return problem_response(
                 403,
@@ -81,6 +107,7 @@ def auth_middleware(
                 + ", ".join(sorted(r.value for r in allowed)),
             )
         request[ROLE] = role
+        request[ACTOR] = audit.Actor(role.value, fingerprint)
         return await handler(request)
 
     return middleware

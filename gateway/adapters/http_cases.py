@@ -17,7 +17,7 @@ from contracts.workflow import (
 )
 from gateway import case_views
 from gateway.access import ApiRole
-from gateway.adapters.auth import ROLE
+from gateway.adapters.auth import ACTOR, ROLE
 from gateway.adapters.problems import PROBLEM_BASE, problem_response
 from gateway.adapters.request_body import (
     BodyRefused,
@@ -93,7 +93,7 @@ async def post_case_event(request: web.Request) -> web.Response:
         return refused_problem(refused)
     role = StaffRole(request[ROLE].value)
     try:
-        snapshot = await service.record_event(case_id, event, role)
+        snapshot = await service.record_event(case_id, event, role, via=request[ACTOR].id)
     except CaseNotFound:
         return _not_found(case_id)
     except StepNotYours as exc:
@@ -109,7 +109,7 @@ async def post_case_event(request: web.Request) -> web.Response:
         log.error("store_unavailable")
         return _store_down()
     try:
-        view = await service.view_of(snapshot, full=True, reader=role.value)
+        view = await service.view_of(snapshot, full=True, reader=request[ACTOR])
     except StoreUnavailable:
         log.error("store_unavailable")
         return _store_down()
@@ -121,7 +121,7 @@ async def get_case(request: web.Request) -> web.Response:
     service = request.app[CASES].value
     case_id = request.match_info["case_id"]
     try:
-        view = await service.view(case_id, full=request[ROLE] in STAFF, reader=request[ROLE].value)
+        view = await service.view(case_id, full=request[ROLE] in STAFF, reader=request[ACTOR])
     except CaseNotFound:
         return _not_found(case_id)
     except StoreUnavailable:

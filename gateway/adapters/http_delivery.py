@@ -16,6 +16,7 @@ from contracts.problem import FieldError
 from contracts.receipt import Receipt, ReceiptStatus
 from gateway import signing
 from gateway.access import ApiRole
+from gateway.adapters.auth import ACTOR
 from gateway.adapters.problems import problem_response
 from gateway.adapters.request_body import (
     BodyRefused,
@@ -24,6 +25,7 @@ from gateway.adapters.request_body import (
     refused_problem,
 )
 from gateway.adapters.routes import Answer, Parameter, Route, problem_answer
+from gateway.audit import Actor
 from gateway.errors import GatewayError, NotReady, SignatureInvalid, StoreUnavailable
 from gateway.model import DeliveryAttempt, ParkedMessage, ParkedSelector, ReceiptRecord
 
@@ -49,7 +51,7 @@ class DeliveryStore(Protocol):
     ) -> list[DeliveryAttempt]: ...
 
 
-Replay = Callable[[ParkedSelector], Awaitable[list[ParkedMessage]]]
+Replay = Callable[[ParkedSelector, Actor], Awaitable[list[ParkedMessage]]]
 
 
 class DeliveryContext:
@@ -301,7 +303,7 @@ async def post_replay(request: web.Request) -> web.Response:
             detail="Name a distribution_id, case_id or recipient, or set all to true.",
         )
     try:
-        replayed = await ctx.replay(selector)
+        replayed = await ctx.replay(selector, request[ACTOR])
     except StoreUnavailable:
         return _unavailable()
     except GatewayError as exc:  # not ready, or the broker did not confirm a publish

@@ -28,6 +28,7 @@ from contracts.subscription import (
 )
 from gateway.access import ApiRole
 from gateway.adapters.asyncapi import asyncapi_document
+from gateway.adapters.auth import ACTOR
 from gateway.adapters.problems import problem_response
 from gateway.adapters.request_body import (
     BodyRefused,
@@ -37,6 +38,7 @@ from gateway.adapters.request_body import (
 )
 from gateway.adapters.routes import Answer, Route, problem_answer
 from gateway.adapters.slot import Slot
+from gateway.audit import Actor
 from gateway.partners import Subscription
 from gateway.subscriptions import (
     InvalidSubscription,
@@ -107,7 +109,7 @@ async def post_subscription(request: web.Request) -> web.Response:
     if isinstance(new, web.Response):
         return new
     try:
-        subscription, secret = await service.create(new)
+        subscription, secret = await service.create(new, by=request[ACTOR])
     except InvalidSubscription as exc:
         return _invalid(exc.errors)
     except SubscriptionConflict as exc:
@@ -132,7 +134,7 @@ async def post_secret(request: web.Request) -> web.Response:
     if isinstance(new, web.Response):
         return new
     try:
-        subscription, secret = await service.rotate_secret(subscription_id, new)
+        subscription, secret = await service.rotate_secret(subscription_id, new, by=request[ACTOR])
     except SubscriptionNotFound:
         return problem_response(
             404, slug="subscription-not-found", detail=f"No subscription {subscription_id}."
@@ -154,7 +156,7 @@ async def list_subscriptions(request: web.Request) -> web.Response:
     return _json(SubscriptionList(subscriptions=views))
 
 
-Action = Callable[[SubscriptionService, str], Awaitable[Subscription]]
+Action = Callable[[SubscriptionService, str, Actor], Awaitable[Subscription]]
 
 
 async def _on_one(request: web.Request, action: Action, event: str | None) -> web.Response:
@@ -162,7 +164,7 @@ async def _on_one(request: web.Request, action: Action, event: str | None) -> we
     service = request.app[SUBSCRIPTIONS].value
     subscription_id = request.match_info["subscription_id"]
     try:
-        subscription = await action(service, subscription_id)
+        subscription = await action(service, subscription_id, request[ACTOR])
     except SubscriptionNotFound:
         return problem_response(
             404, slug="subscription-not-found", detail=f"No subscription {subscription_id}."
@@ -175,19 +177,25 @@ async def _on_one(request: web.Request, action: Action, event: str | None) -> we
 
 
 async def get_subscription(request: web.Request) -> web.Response:
-    return await _on_one(request, SubscriptionService.get, None)
+    return await _on_one(request, lambda service, one, _: service.get(one), None)
 
 
 async def pause_subscription(request: web.Request) -> web.Response:
-    return await _on_one(request, SubscriptionService.pause, "subscription.paused")
+    return await _on_one(
+        request, lambda service, one, by: service.pause(one, by=by), "subscription.paused"
+    )
 
 
 async def resume_subscription(request: web.Request) -> web.Response:
-    return await _on_one(request, SubscriptionService.resume, "subscription.resumed")
+    return await _on_one(
+        request, lambda service, one, by: service.resume(one, by=by), "subscription.resumed"
+    )
 
 
 async def delete_subscription(request: web.Request) -> web.Response:
-    answer = await _on_one(request, SubscriptionService.delete, "subscription.deleted")
+    answer = await _on_one(
+        request, lambda service, one, by: service.delete(one, by=by), "subscription.deleted"
+    )
     return web.Response(status=204) if answer.status == 200 else answer
 
 

@@ -20,6 +20,7 @@ from typing import Any, cast
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel
 
+from gateway.audit import Actor
 from gateway.errors import StoreUnavailable
 from gateway.model import ParkedMessage, ParkedSelector
 from gateway.ports import Clock, Store
@@ -181,8 +182,9 @@ class Replayer:
         self._store = store
         self._clock = clock
 
-    async def replay(self, selector: ParkedSelector) -> list[ParkedMessage]:
-        """Replay what ``selector`` picks, oldest first; answers what was put back.
+    async def replay(self, selector: ParkedSelector, *, by: Actor) -> list[ParkedMessage]:
+        """Replay what ``selector`` picks, oldest first, at the request of ``by`` (for the
+        audit log); answers what was put back.
 
         Raises ``PublishFailed`` (what was confirmed before stays replayed)."""
         replayed: list[ParkedMessage] = []
@@ -203,7 +205,7 @@ class Replayer:
                 parked.recipient,
                 persistent_message(parked.body, parked.distribution_id, headers),
             )
-            await self._store.mark_replayed([parked.parked_id], self._clock())
+            await self._store.mark_replayed([parked.parked_id], self._clock(), by=by)
             log.info(
                 "delivery.replayed",
                 distribution_id=parked.distribution_id,

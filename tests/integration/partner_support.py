@@ -29,9 +29,17 @@ def unique_report(name: str) -> bytes:
 
 
 async def admin(
-    gw: RunningGateway, method: str, path: str, body: Any = None, *, expect: int = 200
+    gw: RunningGateway,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    expect: int = 200,
+    token: str = ADMIN_TOKEN,
 ) -> Any:
-    response = await gw.client.request(method, path, json=body, headers=ADMIN)
+    response = await gw.client.request(
+        method, path, json=body, headers={"Authorization": f"Bearer {token}"}
+    )
     text = await response.text()
     assert response.status == expect, text
     return json.loads(text) if text else None

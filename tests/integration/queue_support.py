@@ -15,6 +15,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from aiohttp import web
 
 from contracts.case import Case
+from gateway import audit
 from gateway.errors import TransientDeliveryError
 from gateway.model import (
     AcceptedReport,
@@ -141,7 +142,9 @@ class FakeStore:
             and selector.recipient in (None, p.recipient)
         ][:limit]
 
-    async def mark_replayed(self, parked_ids: Sequence[int], at: datetime) -> None:
+    async def mark_replayed(
+        self, parked_ids: Sequence[int], at: datetime, *, by: audit.Actor
+    ) -> None:
         for p in [p for p in self.parking_lot if p.parked_id in parked_ids]:
             self.parking_lot.remove(p)
             key = (p.distribution_id, p.recipient)

@@ -1,6 +1,7 @@
 """Who may call what: every route declares it, and the middleware enforces it."""
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,9 +13,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway_support import delete_namespace, settings_for_test
 
 from contracts.problem import PROBLEM_MEDIA_TYPE
+from gateway import cli
 from gateway.access import ApiRole
 from gateway.adapters.api import ROUTES
-from gateway.adapters.auth import ROLE, TokenTable, auth_middleware
+from gateway.adapters.auth import ROLE, TokenTable, auth_middleware, token_fingerprint
 from gateway.adapters.openapi import SECURITY_SCHEMES
 from gateway.adapters.problems import problem_middleware
 from gateway.adapters.routes import Route
@@ -124,6 +126,42 @@ def test_tokens_are_kept_only_as_digests() -> None:
     assert all(token not in repr(vars(table)) for token in TOKENS.values())
     assert table.role_of(TOKENS[ApiRole.OPS]) is ApiRole.OPS
     assert table.role_of("") is None
+
+
+def test_a_token_is_named_by_its_fingerprint() -> None:
+    old, new = TOKENS[ApiRole.OPS], "the-new-ops-token-0123456789"
+    table = TokenTable({ApiRole.OPS: f"{new} {old}", ApiRole.HEAD: TOKENS[ApiRole.HEAD]})
+    fingerprint = token_fingerprint(new)
+    assert fingerprint == "tok_" + hashlib.sha256(new.encode()).hexdigest()[:12]
+    assert table.identify(new) == (ApiRole.OPS, fingerprint)
+    assert table.identify(old) == (ApiRole.OPS, token_fingerprint(old))
+    assert token_fingerprint(old) != fingerprint
+    assert table.identify("not-a-token") is None
+    assert table.fingerprints() == [
+        (ApiRole.OPS, fingerprint),
+        (ApiRole.OPS, token_fingerprint(old)),
+        (ApiRole.HEAD, token_fingerprint(TOKENS[ApiRole.HEAD])),
+    ]
+
+
+def test_gateway_tokens_prints_each_role_and_fingerprint(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    second = "a-second-satgas-token-0123456789"
+    monkeypatch.setenv("GATEWAY_OPS_TOKEN", TOKENS[ApiRole.OPS])
+    monkeypatch.setenv("GATEWAY_SATGAS_TOKEN", f"{TOKENS[ApiRole.SATGAS]} {second}")
+    for unset in ("GATEWAY_HEAD_TOKEN", "GATEWAY_ADMIN_TOKEN"):
+        monkeypatch.delenv(unset, raising=False)
+
+    assert cli.main(["tokens"]) == 0
+
+    out = capsys.readouterr().out
+    assert out.splitlines() == [
+        f"ops\t{token_fingerprint(TOKENS[ApiRole.OPS])}",
+        f"satgas\t{token_fingerprint(TOKENS[ApiRole.SATGAS])}",
+        f"satgas\t{token_fingerprint(second)}",
+    ]
+    assert [t for t in (*TOKENS.values(), second) if t in out] == []
 
 
 @asynccontextmanager

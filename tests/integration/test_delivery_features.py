@@ -23,6 +23,8 @@ from delivery_support import (
 from gateway_support import AMQP_URL, RunningGateway, eventually, running_gateway, serve_env
 from structlog.testing import capture_logs
 
+from gateway import audit
+from gateway.adapters.auth import token_fingerprint
 from gateway.bootstrap import RUNTIME, topology
 from gateway.model import ParkedSelector
 from gateway.queue.connection import AmqpConnection
@@ -158,6 +160,17 @@ async def test_a_400_is_parked_at_once_with_its_reason_and_replay_delivers_it(
     assert (await ops_get(gw, f"/v1/ops/parked?case_id={case_id}"))["parked"] == []
     view = await ops_get(gw, f"/v1/ops/cases/{case_id}/delivery")
     assert [a["outcome"] for a in view["attempts"]] == ["parked", "delivered"]
+    assert await replays_audited(gw) == [("ops", token_fingerprint(OPS_TOKEN))]
+
+
+async def replays_audited(gw: RunningGateway) -> list[tuple[str, str | None]]:
+    """Who asked for each replay, as the audit log names them."""
+    store = await gw.store()
+    try:
+        rows = await store.audit_rows()
+    finally:
+        await store.close()
+    return [(r.actor_role, r.actor_id) for r in rows if r.action == audit.DELIVERY_REPLAYED]
 
 
 async def test_replay_needs_the_ops_role_and_a_selection(gw: RunningGateway) -> None:
@@ -238,6 +251,7 @@ async def test_gateway_replay_command_puts_parked_messages_back(gw: RunningGatew
     messages = await gw.wait_for_sim(2, timeout_s=5)
     assert [m["answered"] for m in messages] == [400, 202]
     assert len({m["headers"]["webhook-id"] for m in messages}) == 1
+    assert await replays_audited(gw) == [("cli", "gateway-replay")]
 
 
 # ---- order and the circuit breaker ----

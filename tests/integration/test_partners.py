@@ -37,6 +37,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from structlog.testing import capture_logs
 
 from contracts.envelope import Envelope, RecipientRole
+from gateway.adapters.auth import token_fingerprint
 from gateway.bootstrap import RUNTIME, topology
 from gateway.partners import partner_distribution_id
 from gateway.queue.delivery_worker import DeliveryWorker
@@ -685,6 +686,40 @@ async def test_a_change_through_one_process_takes_effect_in_the_other_at_once(
         )
         await admin(second, "DELETE", one, expect=204)
         await eventually(neither_delivers, IN_STEP_S, "deleted in both processes")
+
+
+async def test_the_audit_log_names_the_token_behind_each_subscription_change(
+    tmp_path: Path,
+) -> None:
+    other = "admin-token-of-another-admin-0123"
+    async with running_gateway(tmp_path, admin_token=f"{ADMIN_TOKEN} {other}") as gw:
+        created = await subscribe(
+            gw,
+            agency_id="polres",
+            role="police",
+            patterns=["case.#"],
+            delivery={"mode": "webhook", "url": "http://127.0.0.1:9/hook"},
+        )
+        one = f"/v1/subscriptions/{created['subscription_id']}"
+        await admin(gw, "POST", one + "/pause", token=other)
+        await admin(gw, "POST", one + "/resume")
+        await admin(gw, "POST", one + "/secret", {"previous_valid_s": 0}, token=other)
+        await admin(gw, "DELETE", one, expect=204, token=other)
+        store = await gw.store()
+        try:
+            rows = [r for r in await store.audit_rows() if r.action.startswith("subscription.")]
+        finally:
+            await store.close()
+    mine, theirs = token_fingerprint(ADMIN_TOKEN), token_fingerprint(other)
+    assert mine != theirs
+    assert [(r.action, r.actor_role, r.actor_id) for r in rows] == [
+        ("subscription.created", "admin", mine),
+        ("subscription.status", "admin", theirs),
+        ("subscription.status", "admin", mine),
+        ("subscription.secret_rotated", "admin", theirs),
+        ("subscription.removed", "admin", theirs),
+    ]
+    assert [t for t in (ADMIN_TOKEN, other) if t in str(rows)] == []
 
 
 async def test_a_sync_round_from_a_stale_snapshot_cannot_undo_a_pause(gw: RunningGateway) -> None:

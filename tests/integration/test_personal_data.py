@@ -29,6 +29,7 @@ from samples import (
 from contracts.envelope import RecipientRole
 from contracts.subscription import DeliveryMode, SubscriptionStatus
 from gateway import audit, bootstrap, cli
+from gateway.adapters.auth import token_fingerprint
 from gateway.adapters.sealing import MAGIC, Sealer, key_id_of, new_data_key
 from gateway.adapters.store import SqlStore, sealed_columns
 from gateway.errors import SealedDataUnreadable
@@ -418,10 +419,11 @@ async def rotated_partner_secret(settings: Settings, *, overlap_until: datetime)
                 updated_at=at,
                 url="https://partner.example/hook",
                 secret=PARTNER_SECRET,
-            )
+            ),
+            by=audit.SYSTEM,
         )
         await store.rotate_subscription_secret(
-            "sub-rotated", "whsec_" + "B" * 32, overlap_until, at
+            "sub-rotated", "whsec_" + "B" * 32, overlap_until, at, by=audit.SYSTEM
         )
     finally:
         await store.close()
@@ -589,15 +591,20 @@ async def test_reads_of_personal_data_and_changes_are_audited_and_verified(
         await gw.wait_for_sim(1, timeout_s=15)
         database = gw.settings.sqlite_path()
         rows = audit_rows(database)
-    actions = [(role, action, case) for _, role, _, action, case, _ in rows]
+    actions = [(role, actor_id, action, case) for _, role, actor_id, action, case, _ in rows]
     assert actions == [
-        ("si-lacak-perak", audit.CASE_RECEIVED, case_id),
-        ("satgas", audit.CASE_EVENT, case_id),
-        ("satgas", audit.CASE_READ, case_id),  # the answer to the event shows the case
-        ("head", audit.CASE_READ, case_id),
+        ("si-lacak-perak", None, audit.CASE_RECEIVED, case_id),
+        ("satgas", "staff-7", audit.CASE_EVENT, case_id),
+        # the answer to the event shows the case; a read names the token it came with
+        ("satgas", token_fingerprint(SATGAS), audit.CASE_READ, case_id),
+        ("head", token_fingerprint(HEAD), audit.CASE_READ, case_id),
     ], "ops saw no personal data, and the push to 112 is a delivery, not a read"
-    assert rows[1][2] == "staff-7"
-    assert json.loads(rows[1][5]) == {"state": answer["state"], "type": "status_report"}
+    assert json.loads(rows[1][5]) == {
+        "state": answer["state"],
+        "type": "status_report",
+        "via": token_fingerprint(SATGAS),
+    }
+    assert [t for t in (SATGAS, HEAD, OPS) if t in json.dumps(rows)] == []
     assert [seq for seq, *_ in rows] == [1, 2, 3, 4]
     text = json.dumps(rows)
     assert [s for s in personal_strings() if s in text] == []

@@ -16,6 +16,7 @@ from samples import sealer_for_test, valid_01_case
 from ulid import ULID
 
 from contracts.case import Source
+from gateway import audit
 from gateway.adapters.sql_db import SQLITE_PREFIX, Row, Session, connect
 from gateway.adapters.store import SqlStore
 from gateway.adapters.store import ops as ops_sql
@@ -35,6 +36,7 @@ from gateway.model import (
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+OPS = audit.Actor("ops", "tok_0123456789ab")
 C112 = "c112"
 DASHBOARD = "dashboard-a"
 SEALER = sealer_for_test()
@@ -147,7 +149,7 @@ async def test_what_waits_follows_settlement_parking_and_replay(
 
     replayed_at = T0 + timedelta(minutes=10)
     parked = await store.parked(ParkedSelector(recipient=C112))
-    await store.mark_replayed([p.parked_id for p in parked], replayed_at)
+    await store.mark_replayed([p.parked_id for p in parked], replayed_at, by=OPS)
     assert await _waiting(store) == {C112: (1, replayed_at)}
     assert await _unsettled_by_definition(store_url) == {C112: 1}
 
@@ -167,7 +169,7 @@ async def test_a_delivered_message_parked_later_stays_settled(store: SqlStore) -
     await store.record_delivered(_delivered(message, T0), sequence=1, escalation_subjects=())
     await store.park(_parked(message, T0 + timedelta(seconds=1)))
     parked = await store.parked(ParkedSelector(distribution_id=message.message_id))
-    await store.mark_replayed([p.parked_id for p in parked], T0 + timedelta(seconds=2))
+    await store.mark_replayed([p.parked_id for p in parked], T0 + timedelta(seconds=2), by=OPS)
     assert await _waiting(store) == {}
 
 

@@ -11,6 +11,7 @@ from samples import sealer_for_test
 
 from contracts.envelope import RecipientRole
 from contracts.subscription import DeliveryMode, SubscriptionStatus
+from gateway import audit
 from gateway.adapters.sql_db import connect
 from gateway.adapters.store import SqlStore
 from gateway.adapters.store.schema import apply_migrations, load_migrations
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 GONE_VERSION = 11
 SEALER = sealer_for_test()
+ADMIN = audit.Actor("admin", "tok_0123456789ab")
 ACTIVE, PAUSED, GONE = (
     SubscriptionStatus.ACTIVE,
     SubscriptionStatus.PAUSED,
@@ -69,7 +71,7 @@ async def test_a_store_from_before_gone_keeps_its_subscriptions(store_url: str) 
     kept = [webhook("sub-a", ACTIVE), webhook("sub-b", PAUSED), amqp("sub-c", "polres")]
     try:
         for subscription in kept:
-            await old.add_subscription(subscription)
+            await old.add_subscription(subscription, by=ADMIN)
     finally:
         await old.close()
 
@@ -77,7 +79,7 @@ async def test_a_store_from_before_gone_keeps_its_subscriptions(store_url: str) 
     try:
         assert await store.subscriptions() == kept
         with pytest.raises(Exception, match=r"(?i)unique"):
-            await store.add_subscription(amqp("sub-d", "polres"))
+            await store.add_subscription(amqp("sub-d", "polres"), by=ADMIN)
         assert await store.subscriptions() == kept
     finally:
         await store.close()
@@ -92,15 +94,22 @@ async def test_only_an_active_subscription_becomes_gone(
 ) -> None:
     store = await SqlStore.connect(store_url, sealer=SEALER)
     try:
-        await store.add_subscription(webhook("sub-a", status))
+        await store.add_subscription(webhook("sub-a", status), by=ADMIN)
         at = T0 + timedelta(minutes=1)
 
-        changed = await store.set_subscription_status("sub-a", GONE, at, only_from=ACTIVE)
+        changed = await store.set_subscription_status(
+            "sub-a", GONE, at, by=audit.SYSTEM, only_from=ACTIVE
+        )
 
         assert changed is not None
         assert changed.status is after
         assert await store.subscription("sub-a") == changed
-        assert await store.set_subscription_status("sub-x", GONE, at, only_from=ACTIVE) is None
+        assert (
+            await store.set_subscription_status(
+                "sub-x", GONE, at, by=audit.SYSTEM, only_from=ACTIVE
+            )
+            is None
+        )
     finally:
         await store.close()
 
@@ -111,11 +120,11 @@ async def test_a_new_secret_keeps_the_one_it_replaces_until_the_overlap_ends(
     store = await SqlStore.connect(store_url, sealer=SEALER)
     try:
         before = webhook("sub-a", ACTIVE)
-        await store.add_subscription(before)
+        await store.add_subscription(before, by=ADMIN)
         at, until = T0 + timedelta(minutes=1), T0 + timedelta(days=1)
         new = "whsec_" + "B" * 32
 
-        rotated = await store.rotate_subscription_secret("sub-a", new, until, at)
+        rotated = await store.rotate_subscription_secret("sub-a", new, until, at, by=ADMIN)
 
         assert rotated is not None
         assert (rotated.secret, rotated.previous_secret) == (new, before.secret)
@@ -128,7 +137,7 @@ async def test_a_new_secret_keeps_the_one_it_replaces_until_the_overlap_ends(
         }
         assert new not in str(row)
         assert str(before.secret) not in str(row)
-        assert await store.rotate_subscription_secret("sub-x", new, until, at) is None
+        assert await store.rotate_subscription_secret("sub-x", new, until, at, by=ADMIN) is None
     finally:
         await store.close()
 
@@ -137,12 +146,12 @@ async def test_a_replaced_secret_is_erased_once_its_overlap_ended(store_url: str
     store = await SqlStore.connect(store_url, sealer=SEALER)
     try:
         for subscription_id in ("sub-a", "sub-b", "sub-c"):
-            await store.add_subscription(webhook(subscription_id, ACTIVE))
+            await store.add_subscription(webhook(subscription_id, ACTIVE), by=ADMIN)
         new = "whsec_" + "B" * 32
         at = T0 + timedelta(minutes=1)
         ended, running = T0 + timedelta(hours=1), T0 + timedelta(days=1)
-        await store.rotate_subscription_secret("sub-a", new, ended, at)
-        await store.rotate_subscription_secret("sub-b", new, running, at)
+        await store.rotate_subscription_secret("sub-a", new, ended, at, by=ADMIN)
+        await store.rotate_subscription_secret("sub-b", new, running, at, by=ADMIN)
 
         assert await store.forget_replaced_secrets(ended - timedelta(seconds=1)) == 0
         assert await store.forget_replaced_secrets(ended) == 1

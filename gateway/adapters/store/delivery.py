@@ -27,7 +27,6 @@ from gateway.model import (
 
 # Who the audit log names for a replay of parked messages: only the ops role may ask for
 # one (ops API, `gateway replay`).
-OPS_ROLE = "ops"
 
 
 _SETTLE = (
@@ -195,7 +194,9 @@ class DeliverySql(SqlBase):
             for row in rows
         ]
 
-    async def mark_replayed(self, parked_ids: Sequence[int], at: datetime) -> None:
+    async def mark_replayed(
+        self, parked_ids: Sequence[int], at: datetime, *, by: audit.Actor
+    ) -> None:
         if not parked_ids:
             return
         async with self._session() as conn, transaction(conn):
@@ -225,7 +226,7 @@ class DeliverySql(SqlBase):
                         conn,
                         audit.AuditEntry(
                             at=at,
-                            actor=audit.Actor(OPS_ROLE),
+                            actor=by,
                             action=audit.DELIVERY_REPLAYED,
                             case_id=row["case_id"],
                             details={

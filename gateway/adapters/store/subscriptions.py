@@ -16,7 +16,6 @@ from gateway.adapters.store.time_text import from_text, to_text
 from gateway.partners import Subscription
 
 # Who the audit log names for subscription changes: only the admin role may ask for them.
-ADMIN_ROLE = "admin"
 _ONE = "SELECT * FROM subscriptions WHERE subscription_id = ?"
 
 
@@ -38,7 +37,7 @@ def _subscription_of(row: Row) -> Subscription:
 
 
 class SubscriptionSql(SqlBase):
-    async def add_subscription(self, subscription: Subscription) -> None:
+    async def add_subscription(self, subscription: Subscription, *, by: audit.Actor) -> None:
         async with self._session() as conn, transaction(conn):
             await run(
                 conn,
@@ -62,7 +61,7 @@ class SubscriptionSql(SqlBase):
                 conn,
                 audit.AuditEntry(
                     at=subscription.created_at,
-                    actor=audit.Actor(ADMIN_ROLE),
+                    actor=by,
                     action=audit.SUBSCRIPTION_CREATED,
                     details={
                         "subscription_id": subscription.subscription_id,
@@ -91,6 +90,7 @@ class SubscriptionSql(SqlBase):
         status: SubscriptionStatus,
         at: datetime,
         *,
+        by: audit.Actor,
         only_from: SubscriptionStatus | None = None,
     ) -> Subscription | None:
         async with self._session() as conn, transaction(conn):
@@ -111,10 +111,7 @@ class SubscriptionSql(SqlBase):
                     conn,
                     audit.AuditEntry(
                         at=at,
-                        # only the gateway itself makes a subscription gone
-                        actor=audit.SYSTEM
-                        if status is SubscriptionStatus.GONE
-                        else audit.Actor(ADMIN_ROLE),
+                        actor=by,
                         action=audit.SUBSCRIPTION_STATUS,
                         details={"subscription_id": subscription_id, "status": status.value},
                     ),
@@ -122,7 +119,13 @@ class SubscriptionSql(SqlBase):
         return _subscription_of(rows[0]) if rows else None
 
     async def rotate_subscription_secret(
-        self, subscription_id: str, secret: str, previous_until: datetime, at: datetime
+        self,
+        subscription_id: str,
+        secret: str,
+        previous_until: datetime,
+        at: datetime,
+        *,
+        by: audit.Actor,
     ) -> Subscription | None:
         """The secret replaced by ``secret``, the one it replaces kept signing until
         ``previous_until``; ``None`` when there is no such subscription."""
@@ -139,7 +142,7 @@ class SubscriptionSql(SqlBase):
                     conn,
                     audit.AuditEntry(
                         at=at,
-                        actor=audit.Actor(ADMIN_ROLE),
+                        actor=by,
                         action=audit.SUBSCRIPTION_SECRET_ROTATED,
                         details={
                             "subscription_id": subscription_id,
@@ -159,7 +162,7 @@ class SubscriptionSql(SqlBase):
                 (to_text(now),),
             )
 
-    async def remove_subscription(self, subscription_id: str) -> bool:
+    async def remove_subscription(self, subscription_id: str, *, by: audit.Actor) -> bool:
         async with self._session() as conn, transaction(conn):
             found = await fetch(
                 conn, "SELECT 1 FROM subscriptions WHERE subscription_id = ?", (subscription_id,)
@@ -172,7 +175,7 @@ class SubscriptionSql(SqlBase):
                     conn,
                     audit.AuditEntry(
                         at=datetime.now(UTC),
-                        actor=audit.Actor(ADMIN_ROLE),
+                        actor=by,
                         action=audit.SUBSCRIPTION_REMOVED,
                         details={"subscription_id": subscription_id},
                     ),

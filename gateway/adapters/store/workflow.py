@@ -167,7 +167,11 @@ class WorkflowSql(SqlBase):
             return await read_snapshot(conn, case_id, self._sealer)
 
     async def apply_case_event(
-        self, case_id: str, decide: Callable[[CaseSnapshot], CaseDecision]
+        self,
+        case_id: str,
+        decide: Callable[[CaseSnapshot], CaseDecision],
+        *,
+        via: str | None = None,
     ) -> CaseDecision | None:
         async with self._session() as conn, transaction(conn):
             snapshot = await read_snapshot(conn, case_id, self._sealer)
@@ -220,7 +224,11 @@ class WorkflowSql(SqlBase):
                     actor=audit.Actor(entry.by_role.value, entry.by_id),
                     action=audit.CASE_EVENT,
                     case_id=case_id,
-                    details={"type": entry.type.value, "state": decision.workflow.state.value},
+                    details={
+                        "type": entry.type.value,
+                        "state": decision.workflow.state.value,
+                        **({} if via is None else {"via": via}),
+                    },
                 ),
             )
             await cancel_subjects(conn, decision.cancel_subjects, now)
