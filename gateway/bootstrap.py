@@ -349,6 +349,8 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         clock=runtime.clock,
     )
     metrics = app[METRICS]
+    for recipient in topo.recipients:
+        metrics.watch(recipient)
     alerts = escalation_alerts(settings, runtime.clock)
 
     def after_round(fired: Sequence[Timer]) -> None:
@@ -375,6 +377,7 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
     def make_worker(
         endpoint: RecipientEndpoint, worker_topo: Topology, on_gone: OnGone | None = None
     ) -> DeliveryWorker:
+        metrics.watch(endpoint.recipient_id)
         return DeliveryWorker(
             amqp,
             publisher,

@@ -54,6 +54,8 @@ class HttpContext:
             ["source", "outcome"],
             registry=registry,
         )
+        # at 0 from the start, so that an alert sees the first one (``adapters/metrics.py``)
+        self.intake_outcomes.labels("si-lacak-perak", "store-unavailable")
 
     def bind(
         self,

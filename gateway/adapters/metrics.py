@@ -5,6 +5,10 @@ attempt (``attempted``, the ``DeliveryObserver`` port) and the timer service eac
 round of fired timers (``timers_fired``). Gauges are read from their sources just
 before each scrape (``refresh``). Label values are S0 only: recipient ids, outcomes,
 queue names, SOP step numbers.
+
+The counters an alert watches for a first increase exist at 0 from the start (every SOP
+step; a recipient's outcomes and deadline alerts once ``watch`` names it): a series that
+appears only with its first event hides that event from ``increase()``.
 """
 
 import asyncio
@@ -19,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from gateway import escalation
 from gateway.circuit_breaker import BreakerState
 from gateway.model import ESCALATION_OUTCOMES, AttemptOutcome, DeliveryAttempt, Timer
-from gateway.workflow import SLA_BREACHED, SLA_WARNING
+from gateway.workflow import SLA_BREACHED, SLA_WARNING, STANDARDS
 
 log = structlog.get_logger(__name__)
 
@@ -119,8 +123,21 @@ class GatewayMetrics:
             registry=registry,
         )
 
+        for step in STANDARDS:
+            self.sla_warnings.labels(str(step))
+            self.sla_breaches.labels(str(step))
+
     def bind(self, sources: GaugeSources) -> None:
         self._sources = sources
+
+    def watch(self, recipient: str) -> None:
+        """Put ``recipient``'s delivery outcomes and deadline alerts at 0 until they
+        happen."""
+        for outcome in AttemptOutcome:
+            if outcome not in ESCALATION_OUTCOMES:
+                self.deliveries.labels(recipient, outcome.value)
+        for alert in _ALERTS.values():
+            self.deadline_alerts.labels(recipient, alert)
 
     def attempted(self, attempt: DeliveryAttempt, deadline_at: datetime | None) -> None:
         """One push's outcome, latency and, once delivered, its margin to the deadline."""

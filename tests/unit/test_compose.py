@@ -88,10 +88,7 @@ def test_services_of_a_profile_require_no_variable() -> None:
 def test_prometheus_scrapes_the_api_process_and_every_worker() -> None:
     services = _compose()["services"]
     prometheus = services["prometheus"]
-    config_path = next(
-        arg.split("=", 1)[1] for arg in prometheus["command"] if arg.startswith("--config.file=")
-    )
-    assert _mounts(prometheus)[config_path] == str(PROMETHEUS.relative_to(ROOT))
+    assert _mounts(prometheus)[_config_path(prometheus)] == str(PROMETHEUS.relative_to(ROOT))
     port = int(services["gateway"]["environment"]["GATEWAY_HTTP_PORT"])
     jobs = {job["job_name"]: job for job in _yaml(PROMETHEUS)["scrape_configs"]}
     assert jobs["gateway-api"]["static_configs"] == [{"targets": [f"gateway:{port}"]}]
@@ -99,6 +96,22 @@ def test_prometheus_scrapes_the_api_process_and_every_worker() -> None:
     assert workers == [{"names": ["worker"], "type": "A", "port": port, "refresh_interval": "30s"}]
     assert all(job["metrics_path"] == "/metrics" for job in jobs.values())
     assert {"gateway", "worker"} <= set(prometheus["depends_on"])
+
+
+def _config_path(prometheus: dict[str, Any]) -> str:
+    command: list[str] = prometheus["command"]
+    return next(arg.split("=", 1)[1] for arg in command if arg.startswith("--config.file="))
+
+
+def test_prometheus_loads_the_alerting_rules_beside_its_configuration() -> None:
+    prometheus = _compose()["services"]["prometheus"]
+    config_dir = Path(_config_path(prometheus)).parent
+    mounts = _mounts(prometheus)
+    rule_files = _yaml(PROMETHEUS)["rule_files"]
+    assert rule_files == ["alerts.yml"]
+    for rules in rule_files:
+        in_repo = (PROMETHEUS.parent / rules).relative_to(ROOT)
+        assert mounts[str(config_dir / rules)] == str(in_repo)
 
 
 def test_grafana_provisions_prometheus_and_the_dashboard() -> None:
