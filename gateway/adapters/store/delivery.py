@@ -25,10 +25,6 @@ from gateway.model import (
     ParkedSelector,
 )
 
-# Who the audit log names for a replay of parked messages: only the ops role may ask for
-# one (ops API, `gateway replay`).
-
-
 _SETTLE = (
     "INSERT INTO delivery_settled (distribution_id, recipient, case_id, sequence, outcome, at) "
     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (distribution_id, recipient) "

@@ -15,7 +15,6 @@ from gateway.adapters.store.sql import fetch, run, transaction
 from gateway.adapters.store.time_text import from_text, to_text
 from gateway.partners import Subscription
 
-# Who the audit log names for subscription changes: only the admin role may ask for them.
 _ONE = "SELECT * FROM subscriptions WHERE subscription_id = ?"
 
 
