@@ -56,10 +56,6 @@ class TokenTable:
                     raise ValueError(f"a token is both {owner.value}'s and {role.value}'s")
         self._digests = [(role, digest) for digest, role in owners.items()]
 
-    def role_of(self, token: str) -> ApiRole | None:
-        found = self.identify(token)
-        return None if found is None else found[0]
-
     def identify(self, token: str) -> tuple[ApiRole, str] | None:
         """The token's role and fingerprint, or None for an unknown token."""
         offered = _digest(token)

@@ -106,13 +106,18 @@ async def test_401_without_a_known_token_403_for_another_role(
         assert "head" in problem["detail"]
 
 
+def role_of(table: TokenTable, token: str) -> ApiRole | None:
+    found = table.identify(token)
+    return None if found is None else found[0]
+
+
 def test_a_role_may_have_a_new_token_beside_the_old_one() -> None:
     old, new = TOKENS[ApiRole.OPS], "the-new-ops-token-0123456789"
     table = TokenTable({ApiRole.OPS: f"{new} {old}", ApiRole.HEAD: TOKENS[ApiRole.HEAD]})
-    assert table.role_of(old) is ApiRole.OPS
-    assert table.role_of(new) is ApiRole.OPS
-    assert table.role_of(f"{new} {old}") is None
-    assert TokenTable({ApiRole.OPS: f"{new},{old}"}).role_of(old) is ApiRole.OPS
+    assert role_of(table, old) is ApiRole.OPS
+    assert role_of(table, new) is ApiRole.OPS
+    assert role_of(table, f"{new} {old}") is None
+    assert role_of(TokenTable({ApiRole.OPS: f"{new},{old}"}), old) is ApiRole.OPS
 
 
 def test_one_token_for_two_roles_is_refused() -> None:
@@ -124,8 +129,8 @@ def test_one_token_for_two_roles_is_refused() -> None:
 def test_tokens_are_kept_only_as_digests() -> None:
     table = TokenTable(TOKENS)
     assert all(token not in repr(vars(table)) for token in TOKENS.values())
-    assert table.role_of(TOKENS[ApiRole.OPS]) is ApiRole.OPS
-    assert table.role_of("") is None
+    assert role_of(table, TOKENS[ApiRole.OPS]) is ApiRole.OPS
+    assert role_of(table, "") is None
 
 
 def test_a_token_is_named_by_its_fingerprint() -> None:
