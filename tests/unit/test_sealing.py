@@ -113,7 +113,7 @@ def test_round_trip(plain: bytes, aad: bytes) -> None:
         ("bad id!:AAAA", "kid:base64key"),
         ("k1:not base64!", "not base64"),
         ("k1:" + base64.b64encode(b"short").decode(), "must be 32 bytes, not 5"),
-        (f"{OLD},{OLD}", "given twice"),
+        pytest.param(f"{OLD},{OLD}", "given twice", id="one-key-given-twice"),
     ],
 )
 def test_bad_key_settings_are_refused_by_name(text: str, message: str) -> None:
