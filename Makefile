@@ -1,5 +1,7 @@
 # The two commands: `make run` and `make test`. Everything else is what they are made of.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# Most tests wait on the broker, the store or a subprocess: more workers than cores pay.
+TEST_WORKERS ?= 4
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
@@ -32,7 +34,8 @@ test: $(STAMP) services lint typecheck
 	scripts/ensure-browser.sh
 	scripts/ensure-asyncapi-parser.sh
 	scripts/ensure-promtool.sh
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile -m "not broker_outage"
+	$(BIN)/pytest -q -p no:cacheprovider -m broker_outage
 
 schemas: $(STAMP)
 	$(BIN)/gateway export-schemas

@@ -3,6 +3,7 @@
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from databases import BACKENDS, create_postgres_database, drop_postgres_database
@@ -40,13 +41,27 @@ def _logs_go_through_the_scan() -> None:
     configure_logging(json=True, level="debug", stream=RUN_SCAN)
 
 
+# With pytest-xdist each worker scans its own lines and hands what leaked to the controller.
+_LEAKS_FROM_WORKERS: list[str] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    _LEAKS_FROM_WORKERS.extend(getattr(node, "workeroutput", {}).get("log_leaks", []))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if not RUN_SCAN.leaks:
+    leaks = RUN_SCAN.report() + _LEAKS_FROM_WORKERS
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is not None:
+        worker_output["log_leaks"] = leaks
+        return
+    if not leaks:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.ensure_newline()
-        reporter.write_line(f"personal data in {len(RUN_SCAN.leaks)} log line(s):", red=True)
-        for line in RUN_SCAN.report():
+        reporter.write("\n")
+        reporter.write_sep("=", f"personal data in {len(leaks)} log line(s)", red=True)
+        for line in leaks:
             reporter.write_line("  " + line, red=True)
     session.exitstatus = pytest.ExitCode.TESTS_FAILED

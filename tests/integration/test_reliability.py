@@ -6,9 +6,11 @@ one-second breaker cool-down); counts are smaller than the issue's where noted s
 whole suite stays within minutes. Every scenario prints one ``RELIABILITY`` line with
 its figures (``pytest -s``); docs/reliability.md keeps them.
 
-Two scenarios stop the broker's application (``rabbitmqctl stop_app``), which every
-user of this broker notices: they run only with ``RELIABILITY_STOP_BROKER=1`` and
-always start it again (detached, so even a test timeout cannot leave it down).
+Two scenarios stop the broker's application (``rabbitmqctl stop_app``) and one sets off
+its memory alarm, which every user of this broker notices: they run only with
+``RELIABILITY_STOP_BROKER=1``, and are marked ``broker_outage`` so that ``make test``
+runs them alone, after the rest. The two that stop it always start it again (detached,
+so even a test timeout cannot leave it down).
 """
 
 import asyncio
@@ -188,6 +190,7 @@ async def expected_c112_ids(gw: RunningGateway, case_ids: list[str]) -> set[str]
 
 
 @STOPS_THE_BROKER
+@pytest.mark.broker_outage
 @pytest.mark.timeout(400)
 async def test_broker_stopped_and_started_while_reports_flow(tmp_path: Path) -> None:
     count = 500
@@ -549,6 +552,7 @@ async def test_per_case_order_holds_with_random_failures(tmp_path: Path) -> None
 
 
 @STOPS_THE_BROKER
+@pytest.mark.broker_outage
 @pytest.mark.timeout(400)
 async def test_broker_down_at_intake(tmp_path: Path) -> None:
     count = 50
@@ -707,6 +711,7 @@ async def connection_states(name: str) -> dict[str, str]:
 
 
 @ALARMS_THE_BROKER
+@pytest.mark.broker_outage
 @pytest.mark.timeout(120)
 async def test_deliveries_go_on_while_the_broker_blocks_publishing(tmp_path: Path) -> None:
     """A broker short of memory blocks the connections that publish. Reports queued for
