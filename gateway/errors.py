@@ -3,7 +3,8 @@
 GatewayError
 ├── InvalidInput            a request the gateway refuses (→ 4xx problem+json)
 │   ├── InvalidReport       the report body is malformed or fails validation (422)
-│   └── SignatureInvalid    missing, bad or stale Standard Webhooks signature (401)
+│   ├── SignatureInvalid    missing, bad or stale Standard Webhooks signature (401)
+│   └── WebhookReplayed     a correctly signed message taken before (401)
 ├── NotReady                a dependency (broker, store) is unreachable (503)
 │   └── StoreUnavailable    the store cannot make a write durable
 │       └── SealedDataUnreadable  sealed personal data under a key not held, or altered
@@ -36,6 +37,11 @@ class SignatureInvalid(InvalidInput):
 
 class NotReady(GatewayError):
     pass
+
+
+class WebhookReplayed(InvalidInput):
+    """A correctly signed message (its ``webhook-id`` with its signed timestamp) that was
+    taken before. The write that found it wrote nothing."""
 
 
 class StoreUnavailable(NotReady):

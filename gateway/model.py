@@ -64,11 +64,24 @@ class OutboxClaim:
 
 
 @dataclass(frozen=True, slots=True)
+class SignedMessage:
+    """An inbound message whose signature held: its ``webhook-id`` and signed timestamp,
+    remembered until ``keep_until`` (when the signature is out of tolerance anyway) so
+    that the same message sent again is refused as a replay."""
+
+    webhook_id: str
+    signed_at: int
+    seen_at: datetime
+    keep_until: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class AcceptedReport:
     """A valid source report, normalised, with what it makes the gateway send.
 
     With ``outbox_claim``, its outbox rows are written held by that relay, which is
     handed them at once (``IntakeResult.claimed_outbox``) instead of claiming them.
+    With ``message``, the signed message it came in is remembered in the same write.
     """
 
     source_system: str
@@ -79,6 +92,7 @@ class AcceptedReport:
     c112_deadline_at: datetime | None = None
     timers: tuple[Timer, ...] = ()
     outbox_claim: OutboxClaim | None = None
+    message: SignedMessage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +107,8 @@ class IntakeResult:
 
 @dataclass(frozen=True, slots=True)
 class QuarantinedInput:
-    """Refused input kept for audit. ``errors`` name fields, never their values."""
+    """Refused input kept for audit. ``errors`` name fields, never their values. With
+    ``message``, the signed message it came in is remembered in the same write."""
 
     received_at: datetime
     source: str
@@ -101,6 +116,7 @@ class QuarantinedInput:
     raw: bytes
     content_type: str | None = None
     errors: tuple[FieldError, ...] = ()
+    message: SignedMessage | None = None
 
 
 class AttemptOutcome(StrEnum):

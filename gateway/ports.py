@@ -35,12 +35,16 @@ class Store(Protocol):
         When the source reference was accepted before, write nothing and answer the
         earlier case with ``duplicate=True``. Raises ``StoreUnavailable`` when the
         write could not be made durable. With ``report.outbox_claim``, the outbox rows
-        are written held by that relay and answered in ``claimed_outbox``.
+        are written held by that relay and answered in ``claimed_outbox``. With
+        ``report.message``, that signed message is remembered in the same transaction;
+        when it was taken before, write nothing and raise ``WebhookReplayed``.
         """
         ...
 
     async def quarantine(self, item: QuarantinedInput) -> str:
-        """Keep refused input; answers the quarantine id."""
+        """Keep refused input; answers the quarantine id. With ``item.message``, that
+        signed message is remembered in the same transaction; when it was taken before,
+        write nothing and raise ``WebhookReplayed``."""
         ...
 
     async def claim_outbox(
@@ -134,14 +138,6 @@ class Store(Protocol):
         ...
 
     # Security: replayed inbound messages
-
-    async def remember_webhook_id(
-        self, webhook_id: str, *, signed_at: int, seen_at: datetime, keep_until: datetime
-    ) -> bool:
-        """Record a verified inbound message by its ``webhook-id`` and signed timestamp;
-        ``False`` when that message was taken before (a replay). Forgets rows whose
-        ``keep_until`` has passed."""
-        ...
 
     async def ping(self) -> None:
         """Raise ``StoreUnavailable`` unless the store answers."""

@@ -19,8 +19,15 @@ from gateway.adapters.request_body import (
     read_json_bytes,
 )
 from gateway.adapters.routes import Answer, Route, problem_answer
-from gateway.errors import InvalidReport, NotReady, SignatureInvalid, StoreUnavailable
+from gateway.errors import (
+    InvalidReport,
+    NotReady,
+    SignatureInvalid,
+    StoreUnavailable,
+    WebhookReplayed,
+)
 from gateway.intake import IntakeService
+from gateway.model import SignedMessage
 
 log = structlog.get_logger(__name__)
 
@@ -83,25 +90,24 @@ def _refusal(ctx: HttpContext, status: int, slug: str, detail: str, **kwargs: An
     return problem_response(status, slug=slug, detail=detail, **kwargs)
 
 
-class _Replayed(Exception):
-    """A correctly signed message that was taken before."""
-
-
-async def _take_once(ctx: HttpContext, msg_id: str, signed_at: int) -> None:
-    """Remember a verified message; raises ``_Replayed`` when it was taken before.
+def _signed_message(ctx: HttpContext, msg_id: str, signed_at: int) -> SignedMessage:
+    """A verified message as the replay guard remembers it.
 
     A message is its ``webhook-id`` with its signed timestamp: a sender retrying signs
     again with a fresh timestamp (its retry is answered by ``id_laporan``), while a
-    captured request sent again cannot change either without the secret.
+    captured request sent again cannot change either without the secret. It is
+    remembered by the write that takes or quarantines what it carried, so a report the
+    store could not take may be sent again as it was.
     """
     keep_until = datetime.fromtimestamp(signed_at, UTC) + timedelta(
         seconds=signing.DEFAULT_TOLERANCE_S
     )
-    fresh = await ctx.intake.store.remember_webhook_id(
-        msg_id, signed_at=signed_at, seen_at=ctx.clock(), keep_until=keep_until
-    )
-    if not fresh:
-        raise _Replayed
+    return SignedMessage(msg_id, signed_at, seen_at=ctx.clock(), keep_until=keep_until)
+
+
+def _replayed(ctx: HttpContext) -> web.Response:
+    detail = "replay: this webhook-id with this webhook-timestamp was taken before"
+    return _refusal(ctx, 401, "webhook-replayed", detail)
 
 
 def _store_unavailable(ctx: HttpContext) -> web.Response:
@@ -118,32 +124,33 @@ def _store_unavailable(ctx: HttpContext) -> web.Response:
 async def post_si_lacak_perak(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     raw = b""
+    message: SignedMessage | None = None
     try:
         raw = await read_json_bytes(request, ctx.max_body_bytes, ctx.body_timeout_s)
         msg_id, signed_at = signing.verify(ctx.inbound_secrets, request.headers, raw, ctx.clock())
-        await _take_once(ctx, msg_id, signed_at)
+        message = _signed_message(ctx, msg_id, signed_at)
         report = parse_json(raw)
     except BodyRefused as refused:
-        await ctx.intake.refuse(
-            refused.raw,
-            reason=refused.slug,
-            errors=refused.errors,
-            content_type=request.content_type,
-        )
+        try:
+            await ctx.intake.refuse(
+                refused.raw,
+                reason=refused.slug,
+                errors=refused.errors,
+                content_type=request.content_type,
+                message=message,
+            )
+        except WebhookReplayed:
+            return _replayed(ctx)
         errors = list(refused.errors) or None
         return _refusal(ctx, refused.status, refused.slug, refused.detail, errors=errors)
     except SignatureInvalid as exc:
         await ctx.intake.refuse(raw, reason="signature_invalid", content_type=request.content_type)
         return _refusal(ctx, 401, "signature-invalid", str(exc))
-    except _Replayed:
-        await ctx.intake.refuse(raw, reason="webhook_replayed", content_type=request.content_type)
-        detail = "replay: this webhook-id with this webhook-timestamp was taken before"
-        return _refusal(ctx, 401, "webhook-replayed", detail)
-    except StoreUnavailable:
-        return _store_unavailable(ctx)
     structlog.contextvars.bind_contextvars(webhook_id=msg_id)
     try:
-        result = await ctx.intake.receive_si_lacak_perak(raw, report)
+        result = await ctx.intake.receive_si_lacak_perak(raw, report, message=message)
+    except WebhookReplayed:
+        return _replayed(ctx)
     except InvalidReport as exc:
         log.info("report_refused", fields=[e.pointer for e in exc.errors])
         return _refusal(

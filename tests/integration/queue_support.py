@@ -197,11 +197,6 @@ class FakeStore:
     async def next_timer_due(self) -> datetime | None:
         return min((t.fire_at for t in self.timers), default=None)
 
-    async def remember_webhook_id(
-        self, webhook_id: str, *, signed_at: int, seen_at: datetime, keep_until: datetime
-    ) -> bool:
-        raise NotImplementedError
-
     async def ping(self) -> None:
         return None
 

@@ -4,8 +4,10 @@ Every refusal is problem+json, nothing answers 5xx, and refused bodies are quara
 """
 
 import asyncio
+import contextlib
 import io
 import json
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -32,8 +34,10 @@ from standardwebhooks.webhooks import Webhook
 from gateway import signing
 from gateway.adapters.simulator_112 import create_simulator_app
 from gateway.adapters.store import SqlStore
-from gateway.adapters.store.receipts import PRUNE_EVERY
+from gateway.adapters.store.intake import PRUNE_EVERY
 from gateway.bootstrap import RUNTIME, build_app
+from gateway.errors import WebhookReplayed
+from gateway.model import QuarantinedInput, SignedMessage
 
 SEALER = sealer_for_test()
 
@@ -304,33 +308,97 @@ async def test_a_senders_retry_signed_afresh_with_the_same_webhook_id_gets_the_s
         assert (await retry.json())["duplicate"] is True
 
 
-async def test_remembered_webhook_ids_are_pruned_once_stale(tmp_path: Path) -> None:
-    store = await SqlStore.open(tmp_path / "s.sqlite3", sealer=SEALER)
+async def test_a_replayed_invalid_report_is_401_as_a_replay(tmp_path: Path) -> None:
+    secret = new_secret()
+    report = fixture_json(VALID)
+    set_at(report, "/lokasi/kelurahan", "Nowhere")
+    body = json.dumps(report).encode()
+    headers = signed(body, secret)
+    clock = Clock(datetime.now(UTC))
+    async with gateway_with_clock(tmp_path, clock, inbound_secret=secret) as client:
+        first = await client.post(INTAKE, data=body, headers=headers)
+        assert first.status == 422
+        replay = await client.post(INTAKE, data=body, headers=headers)
+        assert replay.status == 401
+        assert "replay" in (await replay.json(content_type=None))["detail"]
+    settings = settings_for_test(tmp_path)
+    assert sorted(map(str, await quarantine_reasons(settings.sqlite_path()))) == [
+        "invalid_report",
+        "webhook_replayed",
+    ]
+
+
+async def test_a_report_the_store_could_not_take_may_be_sent_again_as_it_was(
+    tmp_path: Path,
+) -> None:
+    """A 503 asks the sender to send the report again; a sender that resends the same
+    signed request (same webhook-id and timestamp) must not be refused as a replay."""
+    secret = new_secret()
+    body = fixture_bytes(VALID)
+    headers = signed(body, secret)
+    clock = Clock(datetime.now(UTC))
+    database = settings_for_test(tmp_path).sqlite_path()
+    async with gateway_with_clock(tmp_path, clock, inbound_secret=secret) as client:
+        with contextlib.closing(sqlite3.connect(database)) as db, db:
+            db.execute(
+                "CREATE TRIGGER no_cases BEFORE INSERT ON cases "
+                "BEGIN SELECT RAISE(ABORT, 'the disk is full'); END"
+            )
+        refused = await client.post(INTAKE, data=body, headers=headers)
+        assert refused.status == 503
+        with contextlib.closing(sqlite3.connect(database)) as db, db:
+            db.execute("DROP TRIGGER no_cases")
+        again = await client.post(INTAKE, data=body, headers=headers)
+        assert again.status == 202
+        replay = await client.post(INTAKE, data=body, headers=headers)
+        assert replay.status == 401
+
+
+async def _remembered(
+    store: SqlStore, webhook_id: str, signed_at: int, seen_at: datetime, keep_until: datetime
+) -> bool:
+    """Whether quarantining input that came in this signed message takes it as new."""
+    item = QuarantinedInput(
+        received_at=seen_at,
+        source="test",
+        reason="test",
+        raw=b"{}",
+        message=SignedMessage(webhook_id, signed_at, seen_at=seen_at, keep_until=keep_until),
+    )
+    try:
+        await store.quarantine(item)
+    except WebhookReplayed:
+        return False
+    return True
+
+
+async def test_remembered_webhook_ids_are_pruned_once_stale(store_url: str) -> None:
+    store = await SqlStore.connect(store_url, sealer=SEALER)
     now = datetime.now(UTC)
     keep = now + timedelta(minutes=5)
     try:
-        assert await store.remember_webhook_id("a", signed_at=1, seen_at=now, keep_until=keep)
-        assert not await store.remember_webhook_id("a", signed_at=1, seen_at=now, keep_until=keep)
-        assert await store.remember_webhook_id("a", signed_at=2, seen_at=now, keep_until=keep)
+        assert await _remembered(store, "a", 1, now, keep)
+        assert not await _remembered(store, "a", 1, now, keep)
+        assert await _remembered(store, "a", 2, now, keep)
         later = keep + timedelta(seconds=1)
-        assert await store.remember_webhook_id("b", signed_at=3, seen_at=later, keep_until=later)
-        assert await store.remember_webhook_id("a", signed_at=1, seen_at=later, keep_until=later)
+        assert await _remembered(store, "b", 3, later, later)
+        assert await _remembered(store, "a", 1, later, later)
     finally:
         await store.close()
 
 
-async def test_stale_webhook_ids_are_pruned_at_most_once_a_second(tmp_path: Path) -> None:
-    store = await SqlStore.open(tmp_path / "s.sqlite3", sealer=SEALER)
+async def test_stale_webhook_ids_are_pruned_at_most_once_a_second(store_url: str) -> None:
+    store = await SqlStore.connect(store_url, sealer=SEALER)
     now = datetime.now(UTC)
     soon = now + timedelta(milliseconds=100)
     try:
-        assert await store.remember_webhook_id("a", signed_at=1, seen_at=now, keep_until=soon)
+        assert await _remembered(store, "a", 1, now, soon)
         within = soon + timedelta(milliseconds=100)
-        assert not await store.remember_webhook_id(
-            "a", signed_at=1, seen_at=within, keep_until=within
-        ), "stale, but the last pruning was less than a second ago"
+        assert not await _remembered(store, "a", 1, within, within), (
+            "stale, but the last pruning was less than a second ago"
+        )
         after = now + PRUNE_EVERY
-        assert await store.remember_webhook_id("a", signed_at=1, seen_at=after, keep_until=after)
+        assert await _remembered(store, "a", 1, after, after)
     finally:
         await store.close()
 

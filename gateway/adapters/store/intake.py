@@ -1,10 +1,13 @@
 """Intake: an accepted report becomes its case, raw report, outbox messages, timers and
-audit row in one transaction, once per source reference; refused input is quarantined."""
+audit row in one transaction, once per source reference; refused input is quarantined.
+Either write also remembers the signed message the input came in, once (against replays).
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from gateway import audit
 from gateway.adapters.sealing import Sealer
@@ -17,8 +20,18 @@ from gateway.adapters.store.sealed_columns import QUARANTINE, REPORTS
 from gateway.adapters.store.sql import fetch, run, transaction
 from gateway.adapters.store.time_text import from_text, opt_from_text, opt_text, to_text
 from gateway.adapters.store.timers import insert_timers
-from gateway.errors import StoreUnavailable
-from gateway.model import AcceptedReport, IntakeResult, OutboxRow, QuarantinedInput
+from gateway.errors import StoreUnavailable, WebhookReplayed
+from gateway.model import (
+    AcceptedReport,
+    IntakeResult,
+    OutboxRow,
+    QuarantinedInput,
+    SignedMessage,
+)
+
+# Stale replay-guard rows are dropped at most this often by one store.
+PRUNE_EVERY = timedelta(seconds=1)
+_TAKEN_BEFORE = "this webhook-id with this webhook-timestamp was taken before"
 
 _INSERT_QUARANTINE = (
     "INSERT INTO quarantine (id, received_at, source, reason, content_type, errors, raw) "
@@ -102,7 +115,36 @@ async def _insert_report(
     return claimed
 
 
-async def _write_report(conn: Session, report: AcceptedReport, sealer: Sealer) -> IntakeResult:
+async def _remember(conn: Session, message: SignedMessage, *, prune: bool) -> bool:
+    """Inside the caller's write transaction: ``False`` when ``message`` was taken before.
+    With ``prune``, rows whose ``keep_until`` has passed go first: their signatures are
+    out of tolerance and would be refused anyway."""
+    if prune:
+        await run(
+            conn,
+            "DELETE FROM seen_webhook_ids WHERE keep_until < ?",
+            (to_text(message.seen_at),),
+        )
+    inserted = await run(
+        conn,
+        "INSERT INTO seen_webhook_ids (webhook_id, signed_at, seen_at, keep_until) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (
+            message.webhook_id,
+            message.signed_at,
+            to_text(message.seen_at),
+            to_text(message.keep_until),
+        ),
+    )
+    return inserted == 1
+
+
+async def _write_report(
+    conn: Session, report: AcceptedReport, sealer: Sealer, *, prune: bool
+) -> IntakeResult | None:
+    """``None``, having written nothing, when ``report.message`` was taken before."""
+    if report.message is not None and not await _remember(conn, report.message, prune=prune):
+        return None
     existing = await _existing(conn, report)
     if existing is not None:
         return existing
@@ -129,17 +171,35 @@ async def _written_before(
 
 
 class IntakeSql(SqlBase):
+    _next_prune = datetime.min.replace(tzinfo=UTC)
+
+    def _prune_now(self, message: SignedMessage | None) -> bool:
+        """Whether this write drops the stale replay-guard rows: at most once every
+        ``PRUNE_EVERY`` (with every report, PostgreSQL ran that DELETE as a scan of the
+        whole table in the benchmark)."""
+        if message is None or message.seen_at < self._next_prune:
+            return False
+        self._next_prune = message.seen_at + PRUNE_EVERY
+        return True
+
     async def accept_report(self, report: AcceptedReport) -> IntakeResult:
         """Reports taken in the same turn of the event loop share one commit."""
-        return await self._durable_writes.submit(
-            lambda conn: _write_report(conn, report, self._sealer),
+        prune = self._prune_now(report.message)
+        result = await self._durable_writes.submit(
+            lambda conn: _write_report(conn, report, self._sealer, prune=prune),
             lambda conn, refusal: _written_before(conn, report, refusal),
         )
+        if result is None:
+            raise WebhookReplayed(_TAKEN_BEFORE)
+        return result
 
     async def quarantine(self, item: QuarantinedInput) -> str:
         quarantine_id = str(uuid.uuid4())
         errors = json.dumps([{"pointer": e.pointer, "detail": e.detail} for e in item.errors])
+        prune = self._prune_now(item.message)
         async with self._session() as conn, transaction(conn):
+            if item.message is not None and not await _remember(conn, item.message, prune=prune):
+                raise WebhookReplayed(_TAKEN_BEFORE)
             await run(
                 conn,
                 _INSERT_QUARANTINE,
