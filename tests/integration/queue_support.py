@@ -2,6 +2,8 @@
 scripted recipient server and helpers to read queues."""
 
 import asyncio
+import itertools
+import os
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -365,8 +367,24 @@ class Broker:
                 await broker.connection.close()
 
 
+# A port handed out here is bound by its server only later (a process still starting).
+# Ports the kernel picks (for port 0, and for outgoing connections) come from the
+# ephemeral range, 32768 and up; these come from below it, a block per pytest-xdist
+# worker, each in turn: no other worker, server or client of this run takes them meanwhile.
+_PORTS_BASE = 20_000
+_PORTS_PER_WORKER = 1_500
+_next_port = itertools.count()
+
+
 def unused_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")) % 8
+    first = _PORTS_BASE + worker * _PORTS_PER_WORKER
+    for _ in range(_PORTS_PER_WORKER):
+        port = first + next(_next_port) % _PORTS_PER_WORKER
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
         return port
+    raise RuntimeError(f"no free port in {first}..{first + _PORTS_PER_WORKER - 1}")

@@ -42,6 +42,7 @@ def _simulating(
                 with urllib.request.urlopen(base + "/_sim/stats", timeout=1):  # noqa: S310
                     break
             except OSError:
+                assert process.poll() is None, process.communicate()[0].decode()[-2000:]
                 assert time.monotonic() < deadline, f"{command} never answered"
                 time.sleep(0.1)
         yield base, process
