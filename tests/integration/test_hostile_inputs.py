@@ -328,6 +328,19 @@ async def test_a_replayed_invalid_report_is_401_as_a_replay(tmp_path: Path) -> N
     ]
 
 
+async def test_the_same_message_sent_twice_at_once_is_taken_once(tmp_path: Path) -> None:
+    """Whether or not the two share a transaction of the group commit, one is the replay."""
+    secret = new_secret()
+    body = fixture_bytes(VALID)
+    headers = signed(body, secret)
+    clock = Clock(datetime.now(UTC))
+    async with gateway_with_clock(tmp_path, clock, inbound_secret=secret) as client:
+        answers = await asyncio.gather(
+            *(client.post(INTAKE, data=body, headers=headers) for _ in range(2))
+        )
+        assert sorted(a.status for a in answers) == [202, 401]
+
+
 async def test_a_report_the_store_could_not_take_may_be_sent_again_as_it_was(
     tmp_path: Path,
 ) -> None:
