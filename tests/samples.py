@@ -42,7 +42,7 @@ INVALID_SAMPLES = sorted(p.name for p in FIXTURES.glob("invalid-*.json"))
 
 def personal_strings() -> set[str]:
     """Every name, phone, NIK, address and narrative in the fixture reports, in the
-    forms they could leak in (as given, digits only, E.164)."""
+    forms they could leak in (as given, digits only, E.164), that a scan can look for."""
     found: set[str] = set()
     keys = {"nama", "no_hp", "nik", "kronologi", "alamat", "patokan", "luka", "id_kader"}
 
@@ -61,7 +61,9 @@ def personal_strings() -> set[str]:
 
     for name in VALID_SAMPLES + INVALID_SAMPLES:
         walk(fixture_json(name))
-    return found
+    # A short run of digits ("12345", an invalid phone of a fixture, refused as one) also
+    # turns up by chance in hashes, ids, ports and counts: a scan for it raises false alarms.
+    return {s for s in found if not (s.isdigit() and len(s) < 8)}
 
 
 def valid_01_case(*, share_victim_data: bool = True, **changes: Any) -> Case:
