@@ -2,12 +2,13 @@
 only once the broker confirmed them.
 
 The intake writes its outbox rows held by this relay already (``new_claim``, for
-``HAND_HOLD_S``) and hands them over right after its commit (``hand``): they are
-published at once, without a transaction to claim them. Whatever else writes outbox
-rows calls ``wake()``, and the relay claims what is pending but the rows it holds for
-a hand-over. It also claims at least every ``poll_interval_s``, which catches what no
-wake-up announced: rows left by a crash, a failed publish, a hand-over that never
-came. While the broker is down rows stay in the outbox and the relay backs off; the
+``HAND_HOLD_S``) and hands them over right after its commit (``hand``): a lane of their
+own publishes them at once, without a transaction to claim them and without waiting
+behind a claimed batch, its confirms or its publication mark. Whatever else writes
+outbox rows calls ``wake()``, and the relay claims what is pending but the rows it
+holds for a hand-over. It also claims at least every ``poll_interval_s``, which
+catches what no wake-up announced: rows left by a crash, a failed publish, a hand-over
+that never came. While the broker is down rows stay in the outbox and the relay backs off; the
 robust connection comes back by itself.
 
 Several gateway processes may share one store: each relay claims the rows it publishes
@@ -84,6 +85,16 @@ class OutboxRelay:
             on_failure=self._failed,
             backoff_max_s=backoff_max_s,
         )
+        # Held by the hand-over lane while it publishes and by a claim of this relay's
+        # own held rows, so that the two never publish the same rows.
+        self._own_rows = asyncio.Lock()
+        self._lane = WakeLoop(
+            "outbox-hand-over",
+            self._publish_handed,
+            poll_interval_s=poll_interval_s,
+            on_failure=self._failed,
+            backoff_max_s=backoff_max_s,
+        )
 
     def wake(self) -> None:
         """Claim and publish what is pending now rather than at the next poll."""
@@ -104,7 +115,7 @@ class OutboxRelay:
         if not self._handed:
             self._handed_by = time.monotonic() + HAND_HOLD_S / 2
         self._handed.extend(rows)
-        self._loop.wake()
+        self._lane.wake()
 
     async def drain(self, *, own: bool = True) -> int:
         """Claim and publish every pending row; answers how many were published.
@@ -170,37 +181,55 @@ class OutboxRelay:
         """Claim and publish the pending rows, if wanted: when woken for it or a claim
         is due, the rows no other relay holds; at start, after a failure (the rows
         given back then go out in order) and when handed rows waited half their hold,
-        this relay's own held rows too. Then publish the rows handed over."""
+        this relay's own held rows too, the hand-over lane standing aside meanwhile."""
         now = time.monotonic()
-        published = 0
+        recovering = self._recovering or now > self._handed_by
+        if not (recovering or self._claim_wanted or now >= self._next_claim_at):
+            return
+        self._claim_wanted = False
+        self._next_claim_at = now + self._poll_interval_s
         try:
-            recovering = self._recovering or now > self._handed_by
-            if recovering or self._claim_wanted or now >= self._next_claim_at:
-                self._recovering = self._claim_wanted = False
-                self._next_claim_at = now + self._poll_interval_s
-                published += await self.drain(own=recovering)
-            handed = self._handed
-            self._forget_handed({row.id for row in handed})
-            published += await self._publish(handed)
+            if recovering:
+                async with self._own_rows:
+                    self._recovering = False
+                    published = await self.drain(own=True)
+                if self._handed:
+                    self._lane.wake()  # handed over while the claim ran
+            else:
+                published = await self.drain(own=False)
         except BaseException:
             self._recovering = True
             raise
         if published:
             log.debug("outbox.published", count=published)
 
+    async def _publish_handed(self) -> None:
+        """Publish the rows handed over, unless the relay is recovering: then its claim
+        takes them from the store, in order."""
+        async with self._own_rows:
+            if self._recovering or not self._handed:
+                return
+            handed = self._handed
+            self._forget_handed({row.id for row in handed})
+            try:
+                published = await self._publish(handed)
+            except BaseException:
+                self._recovering = True
+                self._loop.wake()
+                raise
+        log.debug("outbox.published", count=published)
+
     def _failed(self, exc: Exception, retry_in_s: float) -> None:
         log.warning(
             "outbox.relay_backing_off", error_class=_error_class(exc), retry_in_s=retry_in_s
         )
 
-    async def run(self) -> None:
-        """Drain, then wait for a wake-up or the poll interval; forever."""
-        await self._loop.run()
-
     def start(self) -> None:
         self._loop.start()
+        self._lane.start()
 
     async def stop(self) -> None:
+        await self._lane.stop()
         await self._loop.stop()
 
 

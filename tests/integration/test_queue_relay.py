@@ -88,8 +88,16 @@ async def test_a_wake_publishes_at_once_in_order_and_marks_rows(broker: Broker) 
 
 
 async def claimed_once(store: FakeStore) -> None:
+    await claimed(store, 1)
+
+
+async def claimed_twice(store: FakeStore) -> None:
+    await claimed(store, 2)
+
+
+async def claimed(store: FakeStore, times: int) -> None:
     async with asyncio.timeout(10):
-        while store.claims == 0:  # noqa: ASYNC110 — the fake store has no signal
+        while store.claims < times:  # noqa: ASYNC110 — the fake store has no signal
             await asyncio.sleep(0.02)
 
 
@@ -108,7 +116,9 @@ async def test_rows_handed_over_are_published_without_a_claim(broker: Broker) ->
         assert store.claims == 1
 
 
-async def test_rows_handed_over_during_a_claim_go_out_in_the_same_round(broker: Broker) -> None:
+async def test_rows_handed_over_during_a_claim_and_the_claimed_rows_all_go_out(
+    broker: Broker,
+) -> None:
     topology = await broker.topology()
     store = FakeStore()
     async with running_relay(broker, topology, store, poll_interval_s=60) as relay:
@@ -118,8 +128,44 @@ async def test_rows_handed_over_during_a_claim_go_out_in_the_same_round(broker: 
         relay.wake()  # for row 1, written by someone else
         relay.hand(store.outbox[1:])
 
-        assert await take(broker, topology, 2) == ["msg-1", "msg-2"]
+        assert sorted(await take(broker, topology, 2)) == ["msg-1", "msg-2"]
         await settled(store, {1, 2}, timeout_s=5)
+        assert store.claims == 2
+
+
+class GatedPublisher:
+    """Confirms ``gated`` only once ``gate`` is set, every other message at once."""
+
+    def __init__(self, gated: str) -> None:
+        self.gated = gated
+        self.gate = asyncio.Event()
+        self.confirmed: list[str] = []
+
+    async def publish(self, message: OutboundMessage) -> None:
+        if message.message_id == self.gated:
+            await self.gate.wait()
+        self.confirmed.append(message.message_id)
+
+
+async def test_rows_handed_over_do_not_wait_for_a_claimed_batch_to_be_confirmed() -> None:
+    store = FakeStore()
+    publisher = GatedPublisher(gated="msg-1")
+    relay = OutboxRelay(store, publisher, claimant="test", poll_interval_s=60, clock=utcnow)
+    relay.start()
+    try:
+        await claimed_once(store)
+        store.outbox.extend([row(1), row(2)])
+        store.held.add(2)
+        relay.wake()  # claims row 1, whose confirm is held back
+        await claimed_twice(store)
+        relay.hand(store.outbox[1:])
+
+        await settled(store, {2})
+        assert publisher.confirmed == ["msg-2"]
+        publisher.gate.set()
+        await settled(store, {1, 2})
+    finally:
+        await relay.stop()
 
 
 async def test_rows_handed_over_past_the_limit_are_claimed_in_order(broker: Broker) -> None:
