@@ -8,8 +8,8 @@ behind a claimed batch, its confirms or its publication mark. Whatever else writ
 outbox rows calls ``wake()``, and the relay claims what is pending but the rows it
 holds for a hand-over. It also claims at least every ``poll_interval_s``, which
 catches what no wake-up announced: rows left by a crash, a failed publish, a hand-over
-that never came. While the broker is down rows stay in the outbox and the relay backs off; the
-robust connection comes back by itself.
+that never came. While the broker is down rows stay in the outbox and the relay backs
+off; the robust connection comes back by itself.
 
 Several gateway processes may share one store: each relay claims the rows it publishes
 for a lease (``CLAIM_LEASE_S``), so no row is published twice while its relay lives,
