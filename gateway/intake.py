@@ -6,7 +6,7 @@ commit); everything it decides comes from the pure domain modules.
 """
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from contracts.envelope import DistributionStatus
@@ -22,6 +22,8 @@ from gateway.model import (
     SignedMessage,
 )
 from gateway.ports import Store
+
+REPLAYED = "webhook_replayed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,7 @@ class IntakeService:
         try:
             result = await self.store.accept_report(accepted)
         except WebhookReplayed:
-            await self.refuse(raw, reason="webhook_replayed", at=received_at)
+            await self.refuse(raw, reason=REPLAYED, at=received_at)
             raise
         if not result.duplicate:
             self.on_committed(result.claimed_outbox)
@@ -120,7 +122,5 @@ class IntakeService:
         try:
             return await self.store.quarantine(item)
         except WebhookReplayed:
-            await self.store.quarantine(
-                replace(item, reason="webhook_replayed", errors=(), message=None)
-            )
+            await self.refuse(raw, reason=REPLAYED, content_type=content_type, at=item.received_at)
             raise

@@ -137,8 +137,6 @@ class Store(Protocol):
         """The receipts of a case, oldest first."""
         ...
 
-    # Security: replayed inbound messages
-
     async def ping(self) -> None:
         """Raise ``StoreUnavailable`` unless the store answers."""
         ...
